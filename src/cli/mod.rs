@@ -1,0 +1,180 @@
+//! The command line: `serve` (the default) and `token`. Each flag has an environment fallback.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::Application;
+use crate::config::{Durability, Settings, Storage};
+use crate::http::auth::{mint, Claims};
+use crate::http::AuthMode;
+use crate::tenant::TenantId;
+
+/// A local, durable emulator of Microsoft Graph's /beta/identity/userFlows API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "userflows-emulator",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no subcommand, the emulator serves with these options.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Graph API (the default).
+    Serve(ServeArgs),
+    /// Print a bearer token (a JWT) for a tenant, for curl, SDKs and load tests.
+    Token(TokenArgs),
+}
+
+/// How requests are tied to tenants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthKind {
+    /// A bearer JWT whose payload has a `tid`; signature, audience and expiry are not checked.
+    Lenient,
+    /// No token needed: every request belongs to --default-tenant.
+    None,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "USERFLOWS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory of the event log (a sled database).
+    #[arg(long, env = "USERFLOWS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Keep the event log in memory only: EVERYTHING is lost when the process exits.
+    #[arg(long, env = "USERFLOWS_IN_MEMORY")]
+    in_memory: bool,
+    /// flush: a 201/204 is sent only after a flush covering its event (survives a killed
+    /// process; no loss window). relaxed: acknowledged at once and flushed every 500 ms, so a
+    /// crash may lose up to the last ~0.5 s of acknowledged writes.
+    #[arg(long, env = "USERFLOWS_DURABILITY", value_enum, default_value_t = Durability::Flush)]
+    durability: Durability,
+    /// How requests are tied to tenants.
+    #[arg(long, env = "USERFLOWS_AUTH", value_enum, default_value_t = AuthKind::Lenient)]
+    auth: AuthKind,
+    /// The tenant of every request with --auth none.
+    #[arg(
+        long,
+        env = "USERFLOWS_DEFAULT_TENANT",
+        default_value = "00000000-0000-0000-0000-000000000001"
+    )]
+    default_tenant: String,
+    /// Largest create body accepted; larger ones get 413 and store nothing.
+    #[arg(long, env = "USERFLOWS_MAX_BODY_BYTES", default_value_t = 65_536)]
+    max_body_bytes: usize,
+    /// HTTP worker threads [default: one per core].
+    #[arg(long, env = "USERFLOWS_WORKERS")]
+    workers: Option<usize>,
+    /// Requests one tenant may have queued before it answers 503 with Retry-After.
+    #[arg(long, env = "USERFLOWS_MAX_QUEUE", default_value_t = 1024)]
+    max_queue: usize,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The tenant id (the token's `tid`).
+    #[arg(long, env = "USERFLOWS_TENANT")]
+    tenant: String,
+    /// A delegated scope for `scp` (repeatable) [default: IdentityUserFlow.ReadWrite.All].
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// An application role for `roles` (repeatable).
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 365 * 24 * 3600)]
+    valid_for: u64,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let storage = if self.in_memory {
+            Storage::Memory
+        } else {
+            Storage::Disk {
+                dir: self.data_dir.clone(),
+                durability: self.durability,
+            }
+        };
+        let mut settings = Settings::new(self.listen.clone(), storage);
+        settings.auth = match self.auth {
+            AuthKind::Lenient => AuthMode::Lenient,
+            AuthKind::None => AuthMode::None {
+                default_tenant: TenantId::parse(&self.default_tenant).with_context(|| {
+                    format!(
+                        "--default-tenant '{}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)",
+                        self.default_tenant
+                    )
+                })?,
+            },
+        };
+        settings.max_body_bytes = self.max_body_bytes;
+        if let Some(workers) = self.workers {
+            settings.workers = workers.max(1);
+        }
+        settings.queue_limit = self.max_queue.max(1);
+        Ok(settings)
+    }
+}
+
+/// Runs the command line.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => token(&args),
+        Some(Command::Serve(args)) => serve(&args),
+        None => serve(&cli.serve),
+    }
+}
+
+fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    TenantId::parse(&args.tenant).with_context(|| {
+        format!(
+            "'{}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)",
+            args.tenant
+        )
+    })?;
+    let claims = Claims::for_tenant(&args.tenant, &args.scopes, &args.roles, args.valid_for);
+    println!("{}", mint(&claims)?);
+    Ok(())
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    crate::telemetry::init("info");
+    let settings = args.settings()?;
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(&settings)?;
+        let recovery = app.recovery();
+        let data = match &settings.storage {
+            Storage::Disk { dir, durability } => {
+                format!("{} (durability: {durability:?})", dir.display())
+            }
+            Storage::Memory => "in memory (lost at exit)".to_owned(),
+        };
+        if !recovery.broken.is_empty() {
+            tracing::error!(tenants = ?recovery.broken, "these tenants' logs could not be recovered: they answer 503");
+        }
+        tracing::info!(
+            address = %app.address(),
+            data = %data,
+            tenants = recovery.tenants,
+            events = recovery.events,
+            flows = recovery.flows,
+            recovery_ms = recovery.elapsed.as_millis() as u64,
+            "userflows-emulator listening on http://{}/beta/identity/userFlows",
+            app.address()
+        );
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,63 @@
+//! Settings of a server run, built from the command line (or by tests) and read by `app`.
+
+use std::path::PathBuf;
+
+use crate::http::AuthMode;
+
+/// Where events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// A sled database in `dir`.
+    Disk {
+        dir: PathBuf,
+        durability: Durability,
+    },
+    /// Process memory: gone at exit.
+    Memory,
+}
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// After a group-commit flush covering it: survives a killed process.
+    Flush,
+    /// At once; sled flushes every 500 ms, so a crash loses up to the last ~0.5 s.
+    Relaxed,
+}
+
+/// Everything a server run needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `host:port`; port 0 picks a free port.
+    pub listen: String,
+    pub storage: Storage,
+    pub auth: AuthMode,
+    pub max_body_bytes: usize,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Arbiter threads the tenant actors are spread over.
+    pub arbiters: usize,
+    /// Requests one tenant may have waiting to be taken up before it answers 503.
+    pub queue_limit: usize,
+    /// Whether SIGINT/SIGTERM stop the server (off in tests, which stop it by handle).
+    pub handle_signals: bool,
+}
+
+impl Settings {
+    /// Defaults for a server on `listen` with `storage`: lenient auth, 64 KiB bodies, one worker
+    /// and one arbiter per core.
+    #[must_use]
+    pub fn new(listen: impl Into<String>, storage: Storage) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            listen: listen.into(),
+            storage,
+            auth: AuthMode::Lenient,
+            max_body_bytes: 64 * 1024,
+            workers: cores,
+            arbiters: cores,
+            queue_limit: 1024,
+            handle_signals: true,
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Turning a create request body into a `CreateUserFlow` command, naming every problem at once
+//! (SPEC §2), so a client fixes its body in one round trip.
+
+use serde_json::{Map, Value};
+
+use super::event::CreateUserFlow;
+use super::flow::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+
+const ODATA_TYPE: &str = "@odata.type";
+const ENTITY_TYPE: &str = "microsoft.graph.identityUserFlow";
+
+/// One offending property of a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// A short machine code: `MissingProperty`, `InvalidValue`, `InvalidType` or `UnknownProperty`.
+    pub code: &'static str,
+    pub message: String,
+    /// The JSON name of the property.
+    pub target: String,
+}
+
+/// Why a body was refused. Both map to `400 BadRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Not JSON, or not a JSON object.
+    #[error("{0}")]
+    Malformed(String),
+    /// A JSON object with one or more bad properties.
+    #[error("{}", summary(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn summary(problems: &[Problem]) -> String {
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    messages.join(" ")
+}
+
+/// Parses and validates a create body.
+pub fn parse_create_body(bytes: &[u8]) -> Result<CreateUserFlow, BodyError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| BodyError::Malformed(format!("The request body is not valid JSON: {e}.")))?;
+    let Value::Object(map) = value else {
+        return Err(BodyError::Malformed(
+            "The request body must be a JSON object describing an identityUserFlow.".to_owned(),
+        ));
+    };
+    validate(&map)
+}
+
+fn validate(map: &Map<String, Value>) -> Result<CreateUserFlow, BodyError> {
+    let mut problems = Vec::new();
+
+    let id = required(map, "id", &mut problems).and_then(|v| match v {
+        Value::String(s) => UserFlowId::parse(s)
+            .map_err(|m| problems.push(invalid("InvalidValue", "id", m)))
+            .ok(),
+        other => {
+            problems.push(wrong_type("id", "Edm.String", other));
+            None
+        }
+    });
+    let flow_type = required(map, "userFlowType", &mut problems).and_then(|v| match v {
+        Value::String(s) => UserFlowType::parse(s)
+            .map_err(|m| problems.push(invalid("InvalidValue", "userFlowType", m)))
+            .ok(),
+        other => {
+            problems.push(wrong_type(
+                "userFlowType",
+                "microsoft.graph.userFlowType",
+                other,
+            ));
+            None
+        }
+    });
+    let version = required(map, "userFlowTypeVersion", &mut problems).and_then(|v| match v {
+        Value::Number(n) => n.as_f64().and_then(|f| {
+            UserFlowTypeVersion::parse(f)
+                .map_err(|m| problems.push(invalid("InvalidValue", "userFlowTypeVersion", m)))
+                .ok()
+        }),
+        other => {
+            problems.push(wrong_type("userFlowTypeVersion", "Edm.Single", other));
+            None
+        }
+    });
+
+    for (name, value) in map {
+        match name.as_str() {
+            "id" | "userFlowType" | "userFlowTypeVersion" => {}
+            ODATA_TYPE => {
+                let ok = value
+                    .as_str()
+                    .is_some_and(|t| t.strip_prefix('#').unwrap_or(t) == ENTITY_TYPE);
+                if !ok {
+                    problems.push(invalid(
+                        "InvalidValue",
+                        ODATA_TYPE,
+                        format!(
+                            "Invalid value {value} for '@odata.type': this resource is \
+                             '#{ENTITY_TYPE}'."
+                        ),
+                    ));
+                }
+            }
+            // Other OData control information and instance annotations are ignored, as Graph does.
+            other if other.starts_with('@') || other.contains("@odata.") => {}
+            other => problems.push(invalid(
+                "UnknownProperty",
+                other,
+                format!(
+                    "The property '{other}' does not exist on type '{ENTITY_TYPE}'. Make sure to \
+                     only use property names that are defined by the type."
+                ),
+            )),
+        }
+    }
+
+    match (id, flow_type, version) {
+        (Some(id), Some(user_flow_type), Some(user_flow_type_version)) if problems.is_empty() => {
+            Ok(CreateUserFlow {
+                flow: UserFlow {
+                    id,
+                    user_flow_type,
+                    user_flow_type_version,
+                },
+            })
+        }
+        _ => Err(BodyError::Invalid(problems)),
+    }
+}
+
+fn required<'a>(
+    map: &'a Map<String, Value>,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<&'a Value> {
+    match map.get(name) {
+        None | Some(Value::Null) => {
+            problems.push(invalid(
+                "MissingProperty",
+                name,
+                format!("The property '{name}' is required."),
+            ));
+            None
+        }
+        Some(v) => Some(v),
+    }
+}
+
+fn invalid(code: &'static str, target: &str, message: String) -> Problem {
+    Problem {
+        code,
+        message,
+        target: target.to_owned(),
+    }
+}
+
+fn wrong_type(target: &str, expected: &str, got: &Value) -> Problem {
+    let literal = match got {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    invalid(
+        "InvalidType",
+        target,
+        format!(
+            "Cannot convert the literal '{literal}' to the expected type '{expected}' of \
+             property '{target}'."
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(body: &str) -> Vec<Problem> {
+        match parse_create_body(body.as_bytes()) {
+            Err(BodyError::Invalid(p)) => p,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn targets(body: &str) -> Vec<String> {
+        problems(body).into_iter().map(|p| p.target).collect()
+    }
+
+    #[test]
+    fn a_valid_body_becomes_a_prefixed_flow() {
+        let cmd =
+            parse_create_body(br#"{"id":"Pol1","userFlowType":"signUp","userFlowTypeVersion":3}"#)
+                .unwrap();
+        assert_eq!(cmd.flow.id.as_str(), "B2C_1_Pol1");
+        assert_eq!(cmd.flow.user_flow_type, UserFlowType::SignUp);
+        assert!((cmd.flow.user_flow_type_version.value() - 3.0).abs() < f32::EPSILON);
+    }
+
+    #[test]
+    fn odata_type_is_optional_but_checked() {
+        let ok = r##"{"@odata.type":"#microsoft.graph.identityUserFlow","id":"a","userFlowType":"signIn","userFlowTypeVersion":1}"##;
+        assert!(parse_create_body(ok.as_bytes()).is_ok());
+        let bad = r##"{"@odata.type":"#microsoft.graph.user","id":"a","userFlowType":"signIn","userFlowTypeVersion":1}"##;
+        assert_eq!(targets(bad), vec!["@odata.type"]);
+        let other_annotation =
+            r#"{"@odata.etag":"x","id":"a","userFlowType":"signIn","userFlowTypeVersion":1}"#;
+        assert!(parse_create_body(other_annotation.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_seed_placeholder_body_names_every_problem() {
+        let p = problems(r#"{"userFlowType":"String","userFlowTypeVersion":"Single"}"#);
+        let codes: Vec<(&str, &str)> = p.iter().map(|p| (p.target.as_str(), p.code)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("id", "MissingProperty"),
+                ("userFlowType", "InvalidValue"),
+                ("userFlowTypeVersion", "InvalidType")
+            ]
+        );
+        let all = BodyError::Invalid(p).to_string();
+        assert!(all.contains("'id'") && all.contains("'String'") && all.contains("'Single'"));
+    }
+
+    #[test]
+    fn unknown_properties_are_refused_by_name() {
+        let p = problems(
+            r#"{"id":"a","userFlowType":"signIn","userFlowTypeVersion":1,"isLanguageCustomizationEnabled":true}"#,
+        );
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].target, "isLanguageCustomizationEnabled");
+        assert!(p[0]
+            .message
+            .contains("does not exist on type 'microsoft.graph.identityUserFlow'"));
+    }
+
+    #[test]
+    fn wrong_types_and_nulls_are_refused() {
+        assert_eq!(
+            targets(r#"{"id":5,"userFlowType":null,"userFlowTypeVersion":"1"}"#),
+            vec!["id", "userFlowType", "userFlowTypeVersion"]
+        );
+        assert_eq!(
+            targets(r#"{"id":"a","userFlowType":"signIn","userFlowTypeVersion":0}"#),
+            vec!["userFlowTypeVersion"]
+        );
+        assert_eq!(
+            targets(r#"{"id":"a","userFlowType":"unknownFutureValue","userFlowTypeVersion":1}"#),
+            vec!["userFlowType"]
+        );
+    }
+
+    #[test]
+    fn malformed_json_and_non_objects_are_malformed() {
+        assert!(matches!(
+            parse_create_body(b"{"),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_create_body(b"[]"),
+            Err(BodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_create_body(b""),
+            Err(BodyError::Malformed(_))
+        ));
+    }
+}

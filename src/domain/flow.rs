@@ -1,0 +1,268 @@
+//! The identityUserFlow resource and its value types. Each type has a `parse` constructor that
+//! enforces SPEC §2, so a `UserFlow` that exists is a valid one.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The prefix Azure AD B2C gives every user flow id.
+pub const ID_PREFIX: &str = "B2C_1_";
+/// (policy) Longest name allowed after the prefix.
+const MAX_NAME_LEN: usize = 100;
+
+/// A stored user flow id: always starts with `B2C_1_` (in any ASCII case) and keeps the case it
+/// was created with. Two ids are the same flow when their [`FlowKey`]s are equal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserFlowId(String);
+
+impl UserFlowId {
+    /// Validates an id as a client sent it and adds the prefix when it is missing.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("The property 'id' must not be empty.".to_owned());
+        }
+        let full = if has_prefix(raw) {
+            raw.to_owned()
+        } else {
+            format!("{ID_PREFIX}{raw}")
+        };
+        // `has_prefix` compared ASCII bytes, so this index is a char boundary.
+        let name = &full[ID_PREFIX.len()..];
+        let valid_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if name.is_empty() || name.len() > MAX_NAME_LEN || !valid_chars {
+            return Err(format!(
+                "Invalid value '{raw}' for property 'id': after the '{ID_PREFIX}' prefix an id \
+                 must have 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, '_' and '-'."
+            ));
+        }
+        Ok(Self(full))
+    }
+
+    /// The id as stored and answered.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-insensitive identity of this id.
+    #[must_use]
+    pub fn key(&self) -> FlowKey {
+        FlowKey::of(&self.0)
+    }
+}
+
+impl fmt::Display for UserFlowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn has_prefix(raw: &str) -> bool {
+    raw.len() >= ID_PREFIX.len()
+        && raw.as_bytes()[..ID_PREFIX.len()].eq_ignore_ascii_case(ID_PREFIX.as_bytes())
+}
+
+/// The identity of a flow: its stored id in ASCII lower case (`B2C_1_Pol1` and `b2c_1_POL1` are
+/// one flow). Lookups by a path id use this without validating it: an id that cannot exist is
+/// simply not found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey(String);
+
+impl FlowKey {
+    /// The key of a stored id, as it appears in a request path.
+    #[must_use]
+    pub fn of(stored_id: &str) -> Self {
+        Self(stored_id.to_ascii_lowercase())
+    }
+}
+
+/// The kind of user flow. `unknownFutureValue` is Graph's "newer than your client" sentinel; it
+/// is never accepted on input, so it has no variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UserFlowType {
+    SignUp,
+    SignIn,
+    SignUpOrSignIn,
+    PasswordReset,
+    ProfileUpdate,
+    ResourceOwner,
+}
+
+impl UserFlowType {
+    /// Every accepted value, in Graph's metadata order.
+    pub const ALL: [Self; 6] = [
+        Self::SignUp,
+        Self::SignIn,
+        Self::SignUpOrSignIn,
+        Self::PasswordReset,
+        Self::ProfileUpdate,
+        Self::ResourceOwner,
+    ];
+
+    /// The value as it appears in JSON.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SignUp => "signUp",
+            Self::SignIn => "signIn",
+            Self::SignUpOrSignIn => "signUpOrSignIn",
+            Self::PasswordReset => "passwordReset",
+            Self::ProfileUpdate => "profileUpdate",
+            Self::ResourceOwner => "resourceOwner",
+        }
+    }
+
+    /// Parses a JSON value; OData enum members are case-sensitive.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == raw)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "Invalid value '{raw}' for property 'userFlowType': expected one of {}.",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// `userFlowTypeVersion`, an `Edm.Single`: finite and greater than zero once rounded to single
+/// precision.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UserFlowTypeVersion(f32);
+
+impl UserFlowTypeVersion {
+    /// Validates a JSON number.
+    pub fn parse(value: f64) -> Result<Self, String> {
+        let single = value as f32;
+        if single.is_finite() && single > 0.0 {
+            Ok(Self(single))
+        } else {
+            Err(format!(
+                "Invalid value '{value}' for property 'userFlowTypeVersion': expected a finite \
+                 Edm.Single greater than 0."
+            ))
+        }
+    }
+
+    /// The single-precision value.
+    #[must_use]
+    pub const fn value(self) -> f32 {
+        self.0
+    }
+}
+
+/// Largest magnitude below which every integer is exact in an `f64`/`i64` round trip.
+const EXACT_INTEGER_LIMIT: f32 = 9_007_199_254_740_992.0;
+
+impl Serialize for UserFlowTypeVersion {
+    /// Written as a whole number when it is one (`1`, not `1.0`), else as the shortest decimal
+    /// that reads back as the same `f32` (`1.1`, not `1.100000023841858`).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.fract() == 0.0 && self.0.abs() < EXACT_INTEGER_LIMIT {
+            serializer.serialize_i64(self.0 as i64)
+        } else {
+            serializer.serialize_f32(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UserFlowTypeVersion {
+    /// Stored events are facts: read back without re-validating.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        f32::deserialize(deserializer).map(Self)
+    }
+}
+
+/// One user flow, exactly as answered and stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserFlow {
+    pub id: UserFlowId,
+    pub user_flow_type: UserFlowType,
+    pub user_flow_type_version: UserFlowTypeVersion,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_without_prefix_gets_it() {
+        assert_eq!(UserFlowId::parse("Pol1").unwrap().as_str(), "B2C_1_Pol1");
+    }
+
+    #[test]
+    fn id_with_prefix_in_any_case_is_kept_as_given() {
+        assert_eq!(
+            UserFlowId::parse("B2C_1_Pol1").unwrap().as_str(),
+            "B2C_1_Pol1"
+        );
+        assert_eq!(
+            UserFlowId::parse("b2c_1_Pol1").unwrap().as_str(),
+            "b2c_1_Pol1"
+        );
+    }
+
+    #[test]
+    fn ids_compare_ignoring_ascii_case() {
+        let a = UserFlowId::parse("B2C_1_pol1").unwrap();
+        let b = UserFlowId::parse("b2c_1_POL1").unwrap();
+        let c = UserFlowId::parse("POL1").unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.key(), c.key());
+        assert_ne!(a.as_str(), b.as_str());
+    }
+
+    #[test]
+    fn id_rules_refuse_bad_names() {
+        assert!(UserFlowId::parse("").is_err());
+        assert!(UserFlowId::parse("B2C_1_").is_err());
+        assert!(UserFlowId::parse("has space").is_err());
+        assert!(UserFlowId::parse("dot.ted").is_err());
+        assert!(UserFlowId::parse("é").is_err());
+        assert!(UserFlowId::parse(&"a".repeat(101)).is_err());
+        assert!(UserFlowId::parse(&"a".repeat(100)).is_ok());
+        assert!(UserFlowId::parse("a-b_C9").is_ok());
+    }
+
+    #[test]
+    fn flow_type_is_case_sensitive_and_refuses_the_sentinel() {
+        assert_eq!(
+            UserFlowType::parse("signUpOrSignIn"),
+            Ok(UserFlowType::SignUpOrSignIn)
+        );
+        assert!(UserFlowType::parse("signup").is_err());
+        assert!(UserFlowType::parse("unknownFutureValue").is_err());
+        assert!(UserFlowType::parse("String")
+            .unwrap_err()
+            .contains("'String'"));
+    }
+
+    #[test]
+    fn version_must_be_finite_and_positive_in_single_precision() {
+        assert!(UserFlowTypeVersion::parse(1.0).is_ok());
+        assert!(UserFlowTypeVersion::parse(0.0).is_err());
+        assert!(UserFlowTypeVersion::parse(-1.0).is_err());
+        assert!(UserFlowTypeVersion::parse(1e300).is_err(), "overflows f32");
+        assert!(
+            UserFlowTypeVersion::parse(1e-300).is_err(),
+            "rounds to 0 in f32"
+        );
+    }
+
+    #[test]
+    fn version_is_written_whole_or_shortest_single() {
+        let show = |v: f64| serde_json::to_string(&UserFlowTypeVersion::parse(v).unwrap()).unwrap();
+        assert_eq!(show(1.0), "1");
+        assert_eq!(show(3.0), "3");
+        assert_eq!(show(1.1), "1.1");
+        assert_eq!(show(2.5), "2.5");
+        assert_eq!(show(0.1), "0.1");
+    }
+}

@@ -1,0 +1,152 @@
+//! A tenant's flows: what `evolve` builds and reads are answered from. Flows keep their creation
+//! order, so paging is by position in that order (a keyset), stable while others change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use super::flow::{FlowKey, UserFlow};
+
+/// Looking a flow up by its case-insensitive key: all `decide` needs to know of a state.
+pub trait FlowLookup {
+    fn find(&self, key: &FlowKey) -> Option<&UserFlow>;
+}
+
+/// The live flows of one tenant.
+#[derive(Debug, Default, Clone)]
+pub struct UserFlows {
+    /// Flows by creation position. Positions only grow, so a page boundary stays valid whatever
+    /// is created or deleted after it was handed out.
+    by_position: BTreeMap<u64, UserFlow>,
+    /// Case-insensitive id to position.
+    index: HashMap<FlowKey, u64>,
+    /// The position the next created flow gets. Derived from the events alone, so a replay
+    /// gives every flow the same position it had live.
+    next_position: u64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<'a> {
+    pub flows: Vec<&'a UserFlow>,
+    /// The position to continue after, when more flows follow.
+    pub next_after: Option<u64>,
+}
+
+impl UserFlows {
+    pub(super) fn insert(&mut self, flow: UserFlow) {
+        let key = flow.id.key();
+        let position = self.next_position;
+        self.next_position += 1;
+        if let Some(old) = self.index.insert(key, position) {
+            self.by_position.remove(&old);
+        }
+        self.by_position.insert(position, flow);
+    }
+
+    pub(super) fn remove(&mut self, key: &FlowKey) {
+        if let Some(position) = self.index.remove(key) {
+            self.by_position.remove(&position);
+        }
+    }
+
+    /// How many flows exist.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Every flow in creation order.
+    pub fn iter(&self) -> impl Iterator<Item = &UserFlow> {
+        self.by_position.values()
+    }
+
+    /// Up to `size` flows created after position `after` (from the start when `None`).
+    #[must_use]
+    pub fn page(&self, after: Option<u64>, size: usize) -> Page<'_> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut range = self.by_position.range((start, Bound::Unbounded));
+        let flows: Vec<(&u64, &UserFlow)> = range.by_ref().take(size).collect();
+        let next_after = match (flows.last(), range.next()) {
+            (Some((last, _)), Some(_)) => Some(**last),
+            _ => None,
+        };
+        Page {
+            flows: flows.into_iter().map(|(_, f)| f).collect(),
+            next_after,
+        }
+    }
+}
+
+impl FlowLookup for UserFlows {
+    fn find(&self, key: &FlowKey) -> Option<&UserFlow> {
+        self.index
+            .get(key)
+            .and_then(|position| self.by_position.get(position))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::event::{evolve, UserFlowEvent};
+    use super::super::flow::{UserFlowId, UserFlowType, UserFlowTypeVersion};
+    use super::*;
+
+    fn created(id: &str) -> UserFlowEvent {
+        UserFlowEvent::Created(UserFlow {
+            id: UserFlowId::parse(id).unwrap(),
+            user_flow_type: UserFlowType::SignUp,
+            user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
+        })
+    }
+
+    fn ids(page: &Page<'_>) -> Vec<String> {
+        page.flows.iter().map(|f| f.id.to_string()).collect()
+    }
+
+    #[test]
+    fn pages_walk_every_flow_once_and_stop() {
+        let mut s = UserFlows::default();
+        for i in 0..5 {
+            evolve(&mut s, &created(&format!("f{i}")));
+        }
+        let p1 = s.page(None, 2);
+        assert_eq!(ids(&p1), vec!["B2C_1_f0", "B2C_1_f1"]);
+        let p2 = s.page(p1.next_after, 2);
+        assert_eq!(ids(&p2), vec!["B2C_1_f2", "B2C_1_f3"]);
+        let p3 = s.page(p2.next_after, 2);
+        assert_eq!(ids(&p3), vec!["B2C_1_f4"]);
+        assert_eq!(p3.next_after, None);
+    }
+
+    #[test]
+    fn a_full_last_page_has_no_next() {
+        let mut s = UserFlows::default();
+        evolve(&mut s, &created("a"));
+        evolve(&mut s, &created("b"));
+        assert_eq!(s.page(None, 2).next_after, None);
+    }
+
+    #[test]
+    fn a_page_boundary_survives_deletes_and_creates() {
+        let mut s = UserFlows::default();
+        for i in 0..4 {
+            evolve(&mut s, &created(&format!("f{i}")));
+        }
+        let boundary = s.page(None, 2).next_after;
+        evolve(
+            &mut s,
+            &UserFlowEvent::Deleted {
+                id: UserFlowId::parse("f1").unwrap(),
+            },
+        );
+        evolve(&mut s, &created("late"));
+        let rest = s.page(boundary, 10);
+        assert_eq!(ids(&rest), vec!["B2C_1_f2", "B2C_1_f3", "B2C_1_late"]);
+    }
+}

@@ -1,0 +1,223 @@
+//! Auth: which tenant a request belongs to. In `lenient` mode the bearer token must be a JWT
+//! whose payload has a `tid` (signature, audience and expiry unchecked); in `none` mode every
+//! request belongs to one default tenant. Also mints the tokens the `token` command prints.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header::{self, HeaderMap};
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::tenant::TenantId;
+
+/// The tenant of personal Microsoft accounts: never allowed on these routes.
+pub const PERSONAL_ACCOUNT_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+/// The audience Graph tokens carry.
+pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+/// The scope that allows every operation of this API.
+pub const READ_WRITE_SCOPE: &str = "IdentityUserFlow.ReadWrite.All";
+
+/// base64url with or without padding, as tokens in the wild have both.
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// How requests are tied to tenants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    /// A JWT with a `tid` claim; nothing else checked.
+    Lenient,
+    /// No token needed: everything belongs to this tenant.
+    None { default_tenant: TenantId },
+}
+
+/// The claims this emulator reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Claims {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub aud: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub iss: String,
+    #[serde(default)]
+    pub tid: String,
+    /// Delegated scopes, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
+    /// Application roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+}
+
+impl Claims {
+    /// Claims for `tenant` valid from now for `valid_for_secs`, with the given delegated scopes
+    /// and application roles (the read-write scope when both are empty).
+    #[must_use]
+    pub fn for_tenant(
+        tenant: &str,
+        scopes: &[String],
+        roles: &[String],
+        valid_for_secs: u64,
+    ) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let scp = if scopes.is_empty() && roles.is_empty() {
+            Some(READ_WRITE_SCOPE.to_owned())
+        } else if scopes.is_empty() {
+            None
+        } else {
+            Some(scopes.join(" "))
+        };
+        Self {
+            aud: GRAPH_AUDIENCE.to_owned(),
+            iss: format!("https://sts.windows.net/{tenant}/"),
+            tid: tenant.to_owned(),
+            scp,
+            roles: roles.to_vec(),
+            iat: Some(now),
+            nbf: Some(now),
+            exp: Some(now.saturating_add(valid_for_secs)),
+        }
+    }
+}
+
+/// An unsigned JWT (`alg: none`) carrying `claims`: enough for `lenient` mode and for clients
+/// that only pass a token through.
+pub fn mint(claims: &Claims) -> Result<String, serde_json::Error> {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+    Ok(format!("{header}.{payload}."))
+}
+
+/// The tenant a request acts for.
+pub fn tenant_of(headers: &HeaderMap, mode: &AuthMode) -> Result<TenantId, ApiError> {
+    match mode {
+        AuthMode::None { default_tenant } => Ok(default_tenant.clone()),
+        AuthMode::Lenient => {
+            let claims = bearer_claims(headers)?;
+            let tenant = TenantId::parse(&claims.tid)
+                .ok_or(ApiError::Unauthorized("Access token validation failure."))?;
+            if tenant
+                .as_str()
+                .eq_ignore_ascii_case(PERSONAL_ACCOUNT_TENANT)
+            {
+                return Err(ApiError::Forbidden(
+                    "Insufficient privileges to complete the operation. Personal Microsoft \
+                     accounts cannot manage user flows."
+                        .to_owned(),
+                ));
+            }
+            Ok(tenant)
+        }
+    }
+}
+
+fn bearer_claims(headers: &HeaderMap) -> Result<Claims, ApiError> {
+    const EMPTY: ApiError = ApiError::Unauthorized("Access token is empty.");
+    const INVALID: ApiError = ApiError::Unauthorized("Access token validation failure.");
+    let value = headers.get(header::AUTHORIZATION).ok_or(EMPTY)?;
+    let value = value.to_str().map_err(|_| INVALID)?.trim();
+    if value.is_empty() {
+        return Err(EMPTY);
+    }
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(INVALID);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(EMPTY);
+    }
+    let mut parts = token.split('.');
+    let (Some(head), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(INVALID);
+    };
+    LENIENT_BASE64.decode(head).map_err(|_| INVALID)?;
+    LENIENT_BASE64.decode(signature).map_err(|_| INVALID)?;
+    let payload = LENIENT_BASE64.decode(payload).map_err(|_| INVALID)?;
+    serde_json::from_slice::<Claims>(&payload).map_err(|_| INVALID)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_minted_token_names_its_tenant() {
+        let token = mint(&Claims::for_tenant("contoso", &[], &[], 60)).unwrap();
+        let tenant = tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient).unwrap();
+        assert_eq!(tenant.as_str(), "contoso");
+        let lower = tenant_of(&headers(&format!("bearer {token}")), &AuthMode::Lenient).unwrap();
+        assert_eq!(lower.as_str(), "contoso");
+    }
+
+    #[test]
+    fn missing_or_empty_tokens_are_empty() {
+        assert_eq!(
+            tenant_of(&HeaderMap::new(), &AuthMode::Lenient),
+            Err(ApiError::Unauthorized("Access token is empty."))
+        );
+        assert_eq!(
+            tenant_of(&headers("Bearer "), &AuthMode::Lenient),
+            Err(ApiError::Unauthorized("Access token is empty."))
+        );
+    }
+
+    #[test]
+    fn bad_tokens_fail_validation() {
+        let no_tid = mint(&Claims::default()).unwrap();
+        for bad in [
+            "Basic dXNlcjpwYXNz".to_owned(),
+            "Bearer not-a-jwt".to_owned(),
+            "Bearer a.b".to_owned(),
+            "Bearer !!.??.x".to_owned(),
+            format!("Bearer {no_tid}"),
+        ] {
+            assert_eq!(
+                tenant_of(&headers(&bad), &AuthMode::Lenient),
+                Err(ApiError::Unauthorized("Access token validation failure.")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn personal_accounts_are_refused() {
+        let token = mint(&Claims::for_tenant(PERSONAL_ACCOUNT_TENANT, &[], &[], 60)).unwrap();
+        assert!(matches!(
+            tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient),
+            Err(ApiError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn none_mode_ignores_tokens() {
+        let mode = AuthMode::None {
+            default_tenant: TenantId::parse("dflt").unwrap(),
+        };
+        assert_eq!(
+            tenant_of(&HeaderMap::new(), &mode).unwrap().as_str(),
+            "dflt"
+        );
+    }
+}

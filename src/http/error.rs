@@ -1,0 +1,208 @@
+//! The one place that turns every failure into a Graph status, code and message, in Graph's
+//! error envelope. Causes go to the log; bodies carry a safe message.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+use super::context::RequestContext;
+use crate::domain::{BodyError, DomainError, Problem};
+use crate::tenant::TenantError;
+
+/// `WWW-Authenticate` of a 401, as Graph sends it.
+const WWW_AUTHENTICATE: &str = r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#;
+/// Seconds a client should wait after a 503.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Every error a client can see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `BadRequest`; `details` names each offending property.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        details: Vec<Problem>,
+    },
+    /// 401 `InvalidAuthenticationToken`.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403 `Authorization_RequestDenied`.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404 `Request_ResourceNotFound`.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405 `methodNotAllowed`, with the methods the path takes.
+    #[error("The method is not supported for this URL.")]
+    MethodNotAllowed { allow: &'static str },
+    /// 409 `nameAlreadyExists`.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413 `RequestEntityTooLarge`.
+    #[error("The request body exceeds the limit of {limit} bytes.")]
+    PayloadTooLarge { limit: usize },
+    /// 415 `UnsupportedMediaType`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 503 `serviceNotAvailable`, with `Retry-After`.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500 `generalException`: a bug. The message is logged, never sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 without details.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "BadRequest"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Authorization_RequestDenied"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "Request_ResourceNotFound"),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "methodNotAllowed"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "nameAlreadyExists"),
+            Self::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge")
+            }
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
+            }
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "generalException"),
+        }
+    }
+
+    /// The Graph error response for this error.
+    #[must_use]
+    pub fn respond(&self, context: &RequestContext) -> HttpResponse {
+        let (status, code) = self.status_and_code();
+        let message = match self {
+            Self::Internal(cause) => {
+                tracing::error!(request_id = %context.request_id, %cause, "internal error");
+                "An internal error occurred; the emulator's log has the details.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let envelope = Envelope {
+            error: Body {
+                code,
+                message: &message,
+                details: match self {
+                    Self::BadRequest { details, .. } => details.iter().map(Detail::from).collect(),
+                    _ => Vec::new(),
+                },
+                inner_error: InnerError {
+                    date: date.trim_end_matches('Z'),
+                    request_id: &context.request_id,
+                    client_request_id: &context.client_request_id,
+                },
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type("application/json");
+        match self {
+            Self::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, WWW_AUTHENTICATE));
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        match serde_json::to_vec(&envelope) {
+            Ok(body) => response.body(body),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an error body");
+                response.finish()
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<Detail<'a>>,
+    inner_error: InnerError<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+    target: &'a str,
+}
+
+impl<'a> From<&'a Problem> for Detail<'a> {
+    fn from(p: &'a Problem) -> Self {
+        Self {
+            code: p.code,
+            message: &p.message,
+            target: &p.target,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct InnerError<'a> {
+    date: &'a str,
+    #[serde(rename = "request-id")]
+    request_id: &'a str,
+    #[serde(rename = "client-request-id")]
+    client_request_id: &'a str,
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Malformed(message) => Self::bad_request(message),
+            BodyError::Invalid(details) => Self::BadRequest {
+                message: BodyError::Invalid(details.clone()).to_string(),
+                details,
+            },
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::AlreadyExists { .. } => Self::Conflict(e.to_string()),
+            DomainError::NotFound { .. } => Self::NotFound(e.to_string()),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::Domain(d) => d.into(),
+            TenantError::Busy { .. }
+            | TenantError::Unavailable { .. }
+            | TenantError::ShuttingDown
+            | TenantError::Storage(_) => Self::Unavailable(e.to_string()),
+            TenantError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}

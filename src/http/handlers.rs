@@ -1,0 +1,225 @@
+//! The Graph routes: one handler takes every request outside `/_emulator`, so that every path,
+//! method and extractor failure is answered in the Graph envelope rather than by actix.
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::web::{self, BytesMut};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use super::auth::tenant_of;
+use super::context::RequestContext;
+use super::error::ApiError;
+use super::query::{self, parse_list, parse_none};
+use super::response::{self, base_url, COLLECTION_PATH};
+use super::route::{self, Target};
+use super::AppState;
+use crate::domain::{parse_create_body, Command, DeleteUserFlow, DomainError, FlowKey};
+use crate::tenant::{Read, ReadOutcome, TenantId, WriteOutcome};
+
+/// Entry point of every Graph request.
+pub(super) async fn graph(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let context = RequestContext::of(&req);
+    match route_request(&req, payload, &state, &context).await {
+        Ok(response) => response,
+        Err(error) => error.respond(&context),
+    }
+}
+
+async fn route_request(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    context: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = tenant_of(req.headers(), &state.auth)?;
+    let target = route::parse(req.uri().path())?;
+    let method = req.method();
+    match target {
+        Target::Collection if method == Method::GET => list(req, state, &tenant).await,
+        Target::Collection if method == Method::POST => {
+            create(req, payload, state, &tenant, context).await
+        }
+        Target::Collection => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+        Target::Count if method == Method::GET => count(req, state, &tenant).await,
+        Target::Count => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        Target::Ref => Err(ApiError::bad_request(format!(
+            "'{COLLECTION_PATH}/$ref' is not a resource: to create a user flow, POST an \
+             identityUserFlow to {COLLECTION_PATH}."
+        ))),
+        Target::Item(id) if method == Method::GET => get(req, state, &tenant, &id).await,
+        Target::Item(id) if method == Method::DELETE => {
+            delete(req, state, &tenant, id, context).await
+        }
+        Target::Item(_) => Err(ApiError::MethodNotAllowed {
+            allow: "GET, DELETE",
+        }),
+    }
+}
+
+async fn create(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    tenant: &TenantId,
+    context: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    parse_none(req.query_string())?;
+    require_json(req)?;
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let command = parse_create_body(&body)?;
+    let outcome = state
+        .registry
+        .execute(tenant, Command::Create(command), context.meta())
+        .await?;
+    let WriteOutcome::Created(flow) = outcome else {
+        return Err(ApiError::Internal("a create did not create".to_owned()));
+    };
+    let base = base_url(req);
+    let mut response = response::entity(StatusCode::CREATED, &base, &flow)?;
+    let location = format!("{base}{COLLECTION_PATH}/{}", flow.id);
+    let location =
+        header::HeaderValue::from_str(&location).map_err(|e| ApiError::Internal(e.to_string()))?;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+async fn delete(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &TenantId,
+    id: String,
+    context: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    parse_none(req.query_string())?;
+    let command = Command::Delete(DeleteUserFlow { id });
+    state
+        .registry
+        .execute(tenant, command, context.meta())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    parse_none(req.query_string())?;
+    match state
+        .registry
+        .read(tenant, Read::Get(FlowKey::of(id)))
+        .await?
+    {
+        ReadOutcome::Flow(Some(flow)) => response::entity(StatusCode::OK, &base_url(req), &flow),
+        ReadOutcome::Flow(None) => Err(DomainError::NotFound { id: id.to_owned() }.into()),
+        _ => Err(ApiError::Internal(
+            "get answered with another kind of outcome".to_owned(),
+        )),
+    }
+}
+
+async fn list(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<HttpResponse, ApiError> {
+    let query = parse_list(req.query_string())?;
+    let read = Read::List {
+        after: query.after,
+        size: query.top,
+    };
+    let ReadOutcome::Page {
+        flows,
+        next_after,
+        total,
+    } = state.registry.read(tenant, read).await?
+    else {
+        return Err(ApiError::Internal(
+            "list answered with another kind of outcome".to_owned(),
+        ));
+    };
+    let base = base_url(req);
+    let next_link = next_after.map(|after| {
+        let top = if query.top_given {
+            format!("$top={}&", query.top)
+        } else {
+            String::new()
+        };
+        format!(
+            "{base}{COLLECTION_PATH}?{top}$skiptoken={}",
+            query::skiptoken(after)
+        )
+    });
+    let count = (query.count && query.after.is_none()).then_some(total);
+    response::collection(&base, &flows, count, next_link)
+}
+
+async fn count(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<HttpResponse, ApiError> {
+    parse_none(req.query_string())?;
+    match state.registry.read(tenant, Read::Count).await? {
+        ReadOutcome::Count(n) => Ok(HttpResponse::Ok()
+            .content_type("text/plain")
+            .insert_header(("OData-Version", "4.0"))
+            .body(n.to_string())),
+        _ => Err(ApiError::Internal(
+            "count answered with another kind of outcome".to_owned(),
+        )),
+    }
+}
+
+/// Create takes `application/json` only (a `charset` or other parameter is fine).
+fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else if content_type.is_empty() {
+        Err(ApiError::UnsupportedMediaType(
+            "A create request needs the header Content-Type: application/json.".to_owned(),
+        ))
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "The content type '{content_type}' is not supported: send application/json."
+        )))
+    }
+}
+
+/// Reads the body, refusing it with 413 as soon as it passes the limit.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<BytesMut, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("The request body could not be read: {e}."))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,58 @@
+//! The Graph front end: routes under `/beta`, auth and tenant extraction, the request context
+//! (request ids), OData query parsing, JSON bodies and the Graph error envelope. It talks to
+//! tenants through the registry and knows nothing of sled.
+
+pub mod auth;
+mod context;
+pub mod error;
+mod handlers;
+pub mod query;
+mod response;
+pub mod route;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+pub use auth::AuthMode;
+pub use context::RequestContext;
+pub use error::ApiError;
+
+use crate::tenant::TenantRegistry;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub registry: Arc<TenantRegistry>,
+    pub auth: AuthMode,
+    /// Create bodies larger than this get 413 and are never parsed.
+    pub max_body_bytes: usize,
+}
+
+/// Builds the server on an already-bound listener (port 0 in tests).
+pub fn server(
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+    handle_signals: bool,
+) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let builder = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(context::stamp))
+            .configure(crate::admin::routes)
+            .default_service(web::to(handlers::graph))
+    })
+    .workers(workers.max(1))
+    .shutdown_timeout(10)
+    .listen(listener)?;
+    let builder = if handle_signals {
+        builder
+    } else {
+        builder.disable_signals()
+    };
+    Ok(builder.run())
+}

@@ -1,0 +1,104 @@
+//! The in-memory engine: the same streams in process memory, for `--in-memory` runs and
+//! benchmarks. Everything is gone when the process exits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use super::{Commit, CommitStats, DurableCallback, EventLog, EventStream, StoreError, Visit};
+
+type Records = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
+
+/// An [`EventLog`] in memory.
+#[derive(Default)]
+pub struct MemoryEventLog {
+    streams: Mutex<HashMap<String, Records>>,
+}
+
+impl MemoryEventLog {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl EventLog for MemoryEventLog {
+    fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        let streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(streams.keys().cloned().collect())
+    }
+
+    fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError> {
+        let mut streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
+        let records = Arc::clone(streams.entry(tenant.to_owned()).or_default());
+        let last_seq = records
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        Ok(Box::new(MemoryStream {
+            tenant: tenant.to_owned(),
+            records,
+            last_seq,
+        }))
+    }
+
+    fn commit(&self) -> Commit {
+        Commit::OnAppend
+    }
+
+    fn when_durable(&self, done: DurableCallback) {
+        done(Ok(()));
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn commit_stats(&self) -> CommitStats {
+        CommitStats::default()
+    }
+}
+
+struct MemoryStream {
+    tenant: String,
+    records: Records,
+    last_seq: u64,
+}
+
+impl EventStream for MemoryStream {
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+        if seq != self.last_seq + 1 {
+            return Err(StoreError::OutOfOrder {
+                tenant: self.tenant.clone(),
+                expected: self.last_seq + 1,
+                got: seq,
+            });
+        }
+        let mut records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        if records.contains_key(&seq) {
+            return Err(StoreError::AlreadyWritten {
+                tenant: self.tenant.clone(),
+                seq,
+            });
+        }
+        records.insert(seq, record.to_vec());
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        let records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        for (seq, record) in records.range(from..) {
+            if !visit(*seq, record)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Storage of the event log: the [`EventLog`] trait (one append-only stream per tenant, key =
+//! sequence number), the envelope and its JSON codec, the sled engine, an in-memory engine, and
+//! group commit. It sees serialized events only; it knows nothing of HTTP or actors.
+
+mod envelope;
+mod group_commit;
+mod memory_log;
+mod sled_log;
+
+use std::path::PathBuf;
+
+pub use envelope::{decode, encode, CodecError, Envelope, EventMeta, StoredEvent, SCHEMA_VERSION};
+pub use group_commit::CommitStats;
+pub use memory_log::MemoryEventLog;
+pub use sled_log::{events_tree_name, SledEventLog};
+
+/// Called once the events appended before it was handed over are durable, or with the reason
+/// they may not be.
+pub type DurableCallback = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// What can go wrong below the tenant actors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the data directory {} is locked by another process (is a server running on it?)", .path.display())]
+    Locked { path: PathBuf },
+    #[error("storage engine error: {0}")]
+    Engine(#[from] sled::Error),
+    #[error("tenant {tenant}: append expected seq {expected}, got {got}")]
+    OutOfOrder {
+        tenant: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("tenant {tenant}: seq {seq} is already written (a second writer?)")]
+    AlreadyWritten { tenant: String, seq: u64 },
+    #[error("tenant {tenant}: the record key {key:?} is not a big-endian u64 sequence number")]
+    BadKey { tenant: String, key: Vec<u8> },
+    #[error("a lock guarding the in-memory log was poisoned")]
+    Poisoned,
+}
+
+/// How a log makes an appended event durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Durable (as far as this log promises) once `append` returns: in-memory, or relaxed sled.
+    OnAppend,
+    /// Durable only after a flush: wait with [`EventLog::when_durable`].
+    GroupCommit,
+}
+
+/// Visits one record (seq, encoded envelope) of a scan; returns whether to go on.
+pub type Visit<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, StoreError> + 'a;
+
+/// A set of per-tenant event streams.
+pub trait EventLog: Send + Sync {
+    /// Every tenant that has a stream.
+    fn tenants(&self) -> Result<Vec<String>, StoreError>;
+    /// Opens (creating when missing) the stream of one tenant. The tenant actor holds the only
+    /// writable handle; readers may open more.
+    fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError>;
+    /// Whether appends need a group commit before they may be acknowledged.
+    fn commit(&self) -> Commit;
+    /// Calls `done` once every event appended before this call is durable. With
+    /// [`Commit::OnAppend`] it is called at once.
+    fn when_durable(&self, done: DurableCallback);
+    /// Flushes everything now, blocking: for shutdown.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// Counters of the group commit so far.
+    fn commit_stats(&self) -> CommitStats;
+}
+
+/// One tenant's stream of encoded envelopes, keyed by contiguous sequence numbers from 1.
+pub trait EventStream: Send {
+    /// The highest sequence number stored (0 when empty).
+    fn last_seq(&self) -> u64;
+    /// Appends the record for `seq`, which must be `last_seq() + 1`; refuses a seq that is
+    /// already stored, so a second writer fails loudly instead of overwriting.
+    fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError>;
+    /// Visits records in key order from `from` on, until `visit` returns `false`.
+    fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,167 @@
+//! The sled engine. One database per data directory; one tree per tenant named
+//! `events/<tenant>`, key = `seq` as big-endian `u64` (so key order is numeric order), value =
+//! the envelope as JSON. Only `insert`-style single-key writes are used: sled's first batch or
+//! transaction switches the whole process to a global lock.
+
+use std::path::{Path, PathBuf};
+
+use super::group_commit::GroupCommit;
+use super::{Commit, CommitStats, DurableCallback, EventLog, EventStream, StoreError, Visit};
+
+const EVENTS_TREE_PREFIX: &str = "events/";
+
+/// The tree name of a tenant's events (for tools and tests that open the directory directly).
+#[must_use]
+pub fn events_tree_name(tenant: &str) -> String {
+    format!("{EVENTS_TREE_PREFIX}{tenant}")
+}
+
+/// An [`EventLog`] in a sled database.
+pub struct SledEventLog {
+    db: sled::Db,
+    /// Present in the durable mode: acknowledgements wait for it.
+    group_commit: Option<GroupCommit>,
+}
+
+impl SledEventLog {
+    /// Opens (creating when missing) the log in `dir`. With `durable`, writes are acknowledged
+    /// only after a group-commit flush; without, sled flushes every 500 ms in the background and
+    /// a crash may lose the last half second of acknowledged writes.
+    pub fn open(dir: &Path, durable: bool) -> Result<Self, StoreError> {
+        let flush_every_ms = if durable { None } else { Some(500) };
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(flush_every_ms)
+            .open()
+            .map_err(|e| locked_or(e, dir))?;
+        let group_commit = if durable {
+            Some(GroupCommit::start(db.clone()).map_err(|e| StoreError::Engine(e.into()))?)
+        } else {
+            None
+        };
+        Ok(Self { db, group_commit })
+    }
+}
+
+fn locked_or(error: sled::Error, dir: &Path) -> StoreError {
+    match &error {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+        {
+            StoreError::Locked {
+                path: PathBuf::from(dir),
+            }
+        }
+        _ => StoreError::Engine(error),
+    }
+}
+
+impl EventLog for SledEventLog {
+    fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|name| {
+                std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|n| n.strip_prefix(EVENTS_TREE_PREFIX))
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
+    fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError> {
+        let tree = self.db.open_tree(events_tree_name(tenant))?;
+        let last_seq = match tree.last()? {
+            Some((key, _)) => seq_of(tenant, &key)?,
+            None => 0,
+        };
+        Ok(Box::new(SledStream {
+            tenant: tenant.to_owned(),
+            tree,
+            last_seq,
+        }))
+    }
+
+    fn commit(&self) -> Commit {
+        if self.group_commit.is_some() {
+            Commit::GroupCommit
+        } else {
+            Commit::OnAppend
+        }
+    }
+
+    fn when_durable(&self, done: DurableCallback) {
+        match &self.group_commit {
+            Some(group) => group.submit(done),
+            None => done(Ok(())),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn commit_stats(&self) -> CommitStats {
+        self.group_commit
+            .as_ref()
+            .map(GroupCommit::stats)
+            .unwrap_or_default()
+    }
+}
+
+fn seq_of(tenant: &str, key: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::BadKey {
+            tenant: tenant.to_owned(),
+            key: key.to_vec(),
+        })
+}
+
+struct SledStream {
+    tenant: String,
+    tree: sled::Tree,
+    last_seq: u64,
+}
+
+impl EventStream for SledStream {
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+        if seq != self.last_seq + 1 {
+            return Err(StoreError::OutOfOrder {
+                tenant: self.tenant.clone(),
+                expected: self.last_seq + 1,
+                got: seq,
+            });
+        }
+        // Insert only when absent: a second writer of this tenant fails here, loudly.
+        let swapped =
+            self.tree
+                .compare_and_swap(seq.to_be_bytes(), None as Option<&[u8]>, Some(record))?;
+        if swapped.is_err() {
+            return Err(StoreError::AlreadyWritten {
+                tenant: self.tenant.clone(),
+                seq,
+            });
+        }
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        for entry in self.tree.range(from.to_be_bytes()..) {
+            let (key, value) = entry?;
+            if !visit(seq_of(&self.tenant, &key)?, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

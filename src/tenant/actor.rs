@@ -1,0 +1,230 @@
+//! The tenant actor: decides commands in arrival order, appends their events to the tenant's
+//! stream, and replies once the group commit says they are durable. Reads are answered from the
+//! durable state only, so no client sees a change a crash could take back.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message};
+use tokio::sync::oneshot;
+
+use super::pending::{Pending, WithPending};
+use super::{answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, WriteOutcome};
+use crate::domain::{decide, evolve, Command, UserFlowEvent, UserFlows};
+use crate::store::{encode, Commit, EventLog, EventMeta, EventStream};
+
+/// A place in a tenant's bounded queue; freed when dropped.
+pub(super) struct Permit(pub(super) Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Change the tenant's flows.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Execute {
+    pub(super) command: Command,
+    pub(super) meta: RequestMeta,
+    pub(super) reply: oneshot::Sender<Result<WriteOutcome, TenantError>>,
+    pub(super) permit: Permit,
+}
+
+/// Ask about the tenant's flows.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Query {
+    pub(super) read: Read,
+    pub(super) reply: oneshot::Sender<Result<ReadOutcome, TenantError>>,
+    pub(super) permit: Permit,
+}
+
+/// From the group commit: every event up to `up_to` is durable (or the flush failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Durable {
+    up_to: u64,
+    result: Result<(), String>,
+}
+
+pub(super) enum Health {
+    Ready(UserFlows),
+    /// The log could not be recovered, or a flush failed: every request gets 503.
+    Broken(String),
+}
+
+/// An event appended but not yet durable, and the client waiting for it.
+struct Waiting {
+    seq: u64,
+    event: UserFlowEvent,
+    reply: oneshot::Sender<Result<WriteOutcome, TenantError>>,
+}
+
+pub(super) struct TenantActor {
+    tenant: TenantId,
+    log: Arc<dyn EventLog>,
+    /// The only writable handle on this tenant's stream (invariant 1).
+    stream: Box<dyn EventStream>,
+    /// The durable state; reads see only this.
+    health: Health,
+    /// Decided but not durable: `decide` sees the durable state through it.
+    pending: Pending,
+    /// Replies held back until their event is durable, in seq order.
+    waiting: VecDeque<Waiting>,
+}
+
+impl TenantActor {
+    pub(super) fn new(
+        tenant: TenantId,
+        log: Arc<dyn EventLog>,
+        stream: Box<dyn EventStream>,
+        health: Health,
+    ) -> Self {
+        Self {
+            tenant,
+            log,
+            stream,
+            health,
+            pending: Pending::default(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    fn unavailable(&self, reason: &str) -> TenantError {
+        TenantError::Unavailable {
+            tenant: self.tenant.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Decides and appends; returns the event and its seq, or the refusal to send back.
+    fn decide_and_append(
+        &mut self,
+        command: &Command,
+        meta: RequestMeta,
+    ) -> Result<(u64, UserFlowEvent), TenantError> {
+        let flows = match &self.health {
+            Health::Ready(flows) => flows,
+            Health::Broken(reason) => return Err(self.unavailable(reason)),
+        };
+        let view = WithPending {
+            flows,
+            pending: &self.pending,
+        };
+        let event = decide(&view, command)?;
+        let seq = self.stream.last_seq() + 1;
+        let meta = EventMeta {
+            recorded_at: SystemTime::now(),
+            request_id: meta.request_id,
+            client_request_id: meta.client_request_id,
+        };
+        let record = encode(self.tenant.as_str(), seq, &meta, &event)
+            .map_err(|e| TenantError::Internal(e.to_string()))?;
+        self.stream.append(seq, &record).map_err(|e| {
+            tracing::error!(tenant = %self.tenant, seq, error = %e, "append failed");
+            TenantError::Storage(e.to_string())
+        })?;
+        Ok((seq, event))
+    }
+
+    fn apply(&mut self, event: &UserFlowEvent) {
+        if let Health::Ready(flows) = &mut self.health {
+            evolve(flows, event);
+        }
+    }
+}
+
+fn outcome(event: UserFlowEvent) -> WriteOutcome {
+    match event {
+        UserFlowEvent::Created(flow) => WriteOutcome::Created(flow),
+        UserFlowEvent::Deleted { id } => WriteOutcome::Deleted(id),
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Execute> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) {
+        let Execute {
+            command,
+            meta,
+            reply,
+            permit,
+        } = msg;
+        let decided = self.decide_and_append(&command, meta);
+        // Decided: the command leaves the bounded queue, even if it still waits for the disk.
+        drop(permit);
+        let (seq, event) = match decided {
+            Ok(decided) => decided,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if self.log.commit() == Commit::OnAppend {
+            self.apply(&event);
+            let _ = reply.send(Ok(outcome(event)));
+            return;
+        }
+        self.pending.record(seq, &event);
+        self.waiting.push_back(Waiting { seq, event, reply });
+        let me = ctx.address();
+        self.log.when_durable(Box::new(move |result| {
+            me.do_send(Durable { up_to: seq, result });
+        }));
+    }
+}
+
+impl Handler<Durable> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Durable, _ctx: &mut Self::Context) {
+        if let Err(reason) = msg.result {
+            // The state in memory may now differ from what survives a crash: stop serving it.
+            tracing::error!(tenant = %self.tenant, %reason, "flush failed; tenant unavailable");
+            let reason = format!("a flush failed: {reason}");
+            for waiting in self.waiting.drain(..) {
+                let _ = waiting
+                    .reply
+                    .send(Err(TenantError::Storage(reason.clone())));
+            }
+            self.pending.clear();
+            self.health = Health::Broken(reason);
+            return;
+        }
+        while self.waiting.front().is_some_and(|w| w.seq <= msg.up_to) {
+            let Some(Waiting { seq, event, reply }) = self.waiting.pop_front() else {
+                break;
+            };
+            self.apply(&event);
+            self.pending.settle(seq, &event);
+            let _ = reply.send(Ok(outcome(event)));
+        }
+    }
+}
+
+impl Handler<Query> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Query, _ctx: &mut Self::Context) {
+        let Query {
+            read,
+            reply,
+            permit,
+        } = msg;
+        let result = match &self.health {
+            Health::Ready(flows) => Ok(answer(flows, &read)),
+            Health::Broken(reason) => Err(self.unavailable(reason)),
+        };
+        drop(permit);
+        let _ = reply.send(result);
+    }
+}

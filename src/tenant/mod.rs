@@ -1,0 +1,137 @@
+//! Tenants: one actix actor per tenant, the only writer of that tenant's log; the registry that
+//! hands out exactly one actor per tenant; recovery of every tenant from its log at start.
+//! Knows nothing of HTTP.
+
+mod actor;
+mod pending;
+mod recovery;
+mod registry;
+
+use std::fmt;
+
+use crate::domain::{DomainError, FlowKey, UserFlow, UserFlowId, UserFlows};
+
+pub use recovery::{replay, Recovered, RecoveryError};
+pub use registry::{RecoverySummary, TenantHandle, TenantRegistry};
+
+/// (policy) Longest tenant id accepted from a token.
+const MAX_TENANT_LEN: usize = 128;
+
+/// A tenant id (a token's `tid`), the partition key of everything.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// (policy) 1 to 128 characters of `A-Z a-z 0-9 . _ -`: every real `tid` (a GUID) fits, and
+    /// the id can name a storage tree and a file safely.
+    #[must_use]
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = !raw.is_empty()
+            && raw.len() <= MAX_TENANT_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who asked for a change: copied into the event's envelope.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub client_request_id: String,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    Created(UserFlow),
+    Deleted(UserFlowId),
+}
+
+/// A question about a tenant's flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    Get(FlowKey),
+    /// Up to `size` flows after creation position `after`.
+    List {
+        after: Option<u64>,
+        size: usize,
+    },
+    Count,
+}
+
+/// The answer to a [`Read`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadOutcome {
+    Flow(Option<UserFlow>),
+    Page {
+        flows: Vec<UserFlow>,
+        /// Where the next page starts, when there is one.
+        next_after: Option<u64>,
+        /// How many flows the tenant has in all.
+        total: usize,
+    },
+    Count(usize),
+}
+
+/// Answers a read from a state: the one place reads are computed.
+#[must_use]
+pub fn answer(flows: &UserFlows, read: &Read) -> ReadOutcome {
+    match read {
+        Read::Get(key) => ReadOutcome::Flow(crate::domain::FlowLookup::find(flows, key).cloned()),
+        Read::List { after, size } => {
+            let page = flows.page(*after, *size);
+            ReadOutcome::Page {
+                flows: page.flows.into_iter().cloned().collect(),
+                next_after: page.next_after,
+                total: flows.len(),
+            }
+        }
+        Read::Count => ReadOutcome::Count(flows.len()),
+    }
+}
+
+/// Why a tenant could not answer. HTTP maps `Domain` by its variant, `Busy`, `Unavailable`,
+/// `ShuttingDown` and `Storage` to 503 `serviceNotAvailable` with `Retry-After`, and `Internal`
+/// to 500.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("tenant {tenant} has too many requests waiting; retry shortly")]
+    Busy { tenant: TenantId },
+    #[error("tenant {tenant} is unavailable: its event log could not be recovered ({reason})")]
+    Unavailable { tenant: TenantId, reason: String },
+    #[error("the emulator is shutting down")]
+    ShuttingDown,
+    #[error("storage failure: {0}")]
+    Storage(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TenantId;
+
+    #[test]
+    fn tenant_ids_are_guids_and_similar() {
+        assert!(TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47").is_some());
+        assert!(TenantId::parse("contoso.onmicrosoft.com").is_some());
+        assert!(TenantId::parse("").is_none());
+        assert!(TenantId::parse("a/b").is_none());
+        assert!(TenantId::parse(&"a".repeat(129)).is_none());
+    }
+}
