@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Compare create throughput of the emulator's storage modes against the no-op ceiling, in ONE run.
+#
+#   bash loadtests/compare.sh                      # 10 s measured per target
+#   DURATION=2 WARMUP=1 bash loadtests/compare.sh  # quick smoke check
+#
+# For each target, in order: (a) noop-server (ceiling), (b) emulator durable (--durability
+# flush, fresh data dir), (c) emulator relaxed (fresh data dir), (d) emulator --in-memory:
+# start it on its own loopback port, wait until it answers, warm up, run wrk with
+# loadtests/wrk/create.lua (a unique id per request), stop it with SIGTERM and wait for it.
+# Then print a Markdown table. Traffic goes to 127.0.0.1 only.
+#
+# Environment: DURATION (s, default 10), WARMUP (s, default 3), CONNECTIONS (default 64),
+# THREADS (default 2), BASE_PORT (default 18090; targets use BASE_PORT..BASE_PORT+3),
+# READY_TIMEOUT (s, default 30), STOP_TIMEOUT (s, default 30), KEEP_TMP=1 keeps logs and data.
+set -euo pipefail
+
+DURATION="${DURATION:-10}"
+WARMUP="${WARMUP:-3}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+BASE_PORT="${BASE_PORT:-18090}"
+READY_TIMEOUT="${READY_TIMEOUT:-30}"
+STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+LUA="loadtests/wrk/create.lua"
+EMULATOR="target/release/userflows-emulator"
+NOOP="target/release/noop-server"
+URL_PATH="/beta/identity/userFlows"
+
+log() { printf '[compare] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v wrk >/dev/null || die "wrk not found (apt-get install -y wrk)"
+command -v curl >/dev/null || die "curl not found"
+[[ -f "$LUA" ]] || die "$LUA not found"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/userflows-compare.XXXXXX")"
+SERVER_PID=""
+
+cleanup() {
+    local rc=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        log "cleanup: stopping server pid $SERVER_PID"
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
+        log "kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "building release binaries"
+cargo build --release --workspace >&2
+[[ -x "$EMULATOR" && -x "$NOOP" ]] || die "release binaries missing after build"
+
+BENCH_TOKEN="$("$EMULATOR" token --tenant bench-tenant)"
+export BENCH_TOKEN
+
+# Waits until the server answers GET /_emulator/health (the noop server answers 201 to any path).
+wait_ready() {
+    local port=$1 deadline=$((SECONDS + READY_TIMEOUT)) code
+    while ((SECONDS < deadline)); do
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        code="$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:${port}/_emulator/health" || true)"
+        [[ "$code" == 200 || "$code" == 201 ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Sends SIGTERM and waits (bounded) for the server to exit.
+stop_server() {
+    local pid=$SERVER_PID deadline=$((SECONDS + STOP_TIMEOUT))
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# field NAME FILE: value of NAME=... from the RESULT line wrk's done() printed.
+field() {
+    { grep -m1 '^RESULT ' "$2" || true; } | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+WRK_CMD="wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s --latency -s ${LUA} http://127.0.0.1:PORT${URL_PATH}"
+TARGETS=(noop durable relaxed in-memory)
+declare -A RPS P50 P99 NON201 EPF
+
+port=$BASE_PORT
+for target in "${TARGETS[@]}"; do
+    data="$TMP/data-$target"
+    mkdir -p "$data"
+    case "$target" in
+        noop) cmd=("$NOOP" "127.0.0.1:$port") ;;
+        durable) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability flush) ;;
+        relaxed) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability relaxed) ;;
+        in-memory) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --in-memory) ;;
+    esac
+    if curl -s -o /dev/null -m 1 "http://127.0.0.1:${port}/" 2>/dev/null; then
+        die "port $port is already in use; set BASE_PORT"
+    fi
+    url="http://127.0.0.1:${port}${URL_PATH}"
+
+    log "[$target] starting: ${cmd[*]}"
+    "${cmd[@]}" >"$TMP/$target.stdout" 2>"$TMP/$target.stderr" &
+    SERVER_PID=$!
+    if ! wait_ready "$port"; then
+        cat "$TMP/$target.stderr" >&2 || true
+        die "[$target] not ready within ${READY_TIMEOUT}s"
+    fi
+
+    if ((WARMUP > 0)); then
+        log "[$target] warm-up ${WARMUP}s"
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$LUA" "$url" >"$TMP/$target.warmup" 2>&1 \
+            || die "[$target] warm-up wrk failed: $(cat "$TMP/$target.warmup")"
+        w_non201="$(field non201 "$TMP/$target.warmup")"
+        [[ "${w_non201:-0}" == 0 ]] || log "[$target] WARNING: warm-up had ${w_non201} non-201 responses"
+    fi
+
+    log "[$target] measured run ${DURATION}s"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "$url" >"$TMP/$target.wrk" 2>&1 \
+        || die "[$target] wrk failed: $(cat "$TMP/$target.wrk")"
+    sed 's/^/    /' "$TMP/$target.wrk" >&2
+
+    stop_server
+
+    grep -q '^RESULT ' "$TMP/$target.wrk" || die "[$target] no RESULT line in wrk output"
+    RPS[$target]="$(field rps "$TMP/$target.wrk")"
+    P50[$target]="$(field p50_us "$TMP/$target.wrk")"
+    P99[$target]="$(field p99_us "$TMP/$target.wrk")"
+    n="$(field non201 "$TMP/$target.wrk")"
+    errs="$(field socket_errors "$TMP/$target.wrk")"
+    if [[ "$errs" != 0 ]]; then
+        n="$n (+${errs} socket errors)"
+    fi
+    NON201[$target]="$n"
+    # Strip ANSI colour codes in case the log was coloured, then take the last stats line.
+    stats="$(sed 's/\x1b\[[0-9;]*m//g' "$TMP/$target.stderr" | grep -o 'flushes=[0-9]* events=[0-9]* events_per_flush="[^"]*"' | tail -n1 || true)"
+    if [[ -n "$stats" ]]; then
+        EPF[$target]="$(sed -n 's/.*events_per_flush="\([^"]*\)".*/\1/p' <<<"$stats")"
+        log "[$target] $stats"
+    elif [[ "$target" == durable ]]; then
+        log "[$target] WARNING: no events_per_flush line in server stderr"
+        EPF[$target]="missing"
+    else
+        EPF[$target]="n/a"
+    fi
+    port=$((port + 1))
+done
+
+label() {
+    case "$1" in
+        noop) echo "noop ceiling" ;;
+        durable) echo "emulator durable (flush)" ;;
+        relaxed) echo "emulator relaxed" ;;
+        in-memory) echo "emulator --in-memory" ;;
+    esac
+}
+
+ceiling="${RPS[noop]}"
+echo
+echo "## userflows-emulator create throughput vs no-op ceiling"
+echo
+echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')"
+echo "- nproc: $(nproc)"
+echo "- CPU: $(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)"
+echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
+echo "- command: \`DURATION=${DURATION} WARMUP=${WARMUP} CONNECTIONS=${CONNECTIONS} THREADS=${THREADS} bash loadtests/compare.sh\`"
+echo "- wrk (per target, warm-up ${WARMUP}s first): \`BENCH_TOKEN=\$(userflows-emulator token --tenant bench-tenant) ${WRK_CMD}\`"
+echo
+echo "| target | req/s | ratio to ceiling | p50 | p99 | non-201 | events/flush |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for target in "${TARGETS[@]}"; do
+    ratio="$(awk -v a="${RPS[$target]}" -v b="$ceiling" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+    rps="$(awk -v a="${RPS[$target]}" 'BEGIN { printf "%.0f", a }')"
+    p50="$(awk -v a="${P50[$target]}" 'BEGIN { printf "%.2f ms", a / 1000 }')"
+    p99="$(awk -v a="${P99[$target]}" 'BEGIN { printf "%.2f ms", a / 1000 }')"
+    echo "| $(label "$target") | $rps | $ratio | $p50 | $p99 | ${NON201[$target]} | ${EPF[$target]} |"
+done

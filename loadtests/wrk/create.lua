@@ -1,0 +1,95 @@
+-- wrk script: POST /beta/identity/userFlows with a unique id per request.
+--
+--   BENCH_TOKEN=$(userflows-emulator token --tenant bench-tenant) \
+--     wrk -t2 -c64 -d10s --latency -s loadtests/wrk/create.lua \
+--     http://127.0.0.1:18091/beta/identity/userFlows
+--
+-- Ids are "<run>t<thread>n<counter>": <run> is random per wrk invocation (from /dev/urandom,
+-- so a warm-up and the measured run against the same server never collide), <thread> is
+-- assigned in setup() and <counter> is per thread, so ids are unique across all threads and
+-- connections. The bearer token comes from $BENCH_TOKEN (unset: no Authorization header,
+-- which is fine for the no-op ceiling server).
+--
+-- done() prints one machine-readable line:
+--   RESULT requests=N duration_us=N rps=X non201=N socket_errors=N p50_us=N p99_us=N statuses=201:N,...
+
+local function random_tag()
+  local f = io.open("/dev/urandom", "rb")
+  if f then
+    local bytes = f:read(6)
+    f:close()
+    if bytes and #bytes == 6 then
+      return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+    end
+  end
+  -- Fallback: time plus clock, good enough when /dev/urandom is unavailable.
+  return string.format("%x%x", os.time(), math.floor(os.clock() * 1e6))
+end
+
+-- setup() runs in the main Lua state, once per thread, before init().
+local run_tag = "b" .. random_tag()
+local next_thread = 0
+local threads = {}
+
+function setup(thread)
+  next_thread = next_thread + 1
+  thread:set("prefix", run_tag .. "t" .. next_thread .. "n")
+  table.insert(threads, thread)
+end
+
+-- Everything below runs in each thread's own Lua state.
+function init(args)
+  counter = 0
+  non201 = 0
+  statuses = {} -- status code -> count, merged across threads in done()
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  local token = os.getenv("BENCH_TOKEN")
+  if token and token ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. token
+  end
+end
+
+function request()
+  counter = counter + 1
+  local body = '{"id":"' .. prefix .. counter ..
+    '","userFlowType":"signUpOrSignIn","userFlowTypeVersion":1}'
+  return wrk.format(nil, nil, nil, body)
+end
+
+function response(status, headers, body)
+  if status ~= 201 then
+    non201 = non201 + 1
+  end
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+-- done() runs in the main state; per-thread globals are read with thread:get().
+function done(summary, latency, requests)
+  local total_non201 = 0
+  local by_status = {}
+  for _, thread in ipairs(threads) do
+    total_non201 = total_non201 + (thread:get("non201") or 0)
+    local s = thread:get("statuses")
+    if type(s) == "table" then
+      for code, n in pairs(s) do
+        by_status[code] = (by_status[code] or 0) + n
+      end
+    end
+  end
+  local codes = {}
+  for code in pairs(by_status) do table.insert(codes, code) end
+  table.sort(codes)
+  local parts = {}
+  for _, code in ipairs(codes) do
+    table.insert(parts, code .. ":" .. by_status[code])
+  end
+  local e = summary.errors
+  local socket_errors = e.connect + e.read + e.write + e.timeout
+  local seconds = summary.duration / 1e6
+  io.write(string.format(
+    "RESULT requests=%d duration_us=%d rps=%.1f non201=%d socket_errors=%d p50_us=%d p99_us=%d statuses=%s\n",
+    summary.requests, summary.duration, summary.requests / seconds, total_non201, socket_errors,
+    latency:percentile(50), latency:percentile(99),
+    #parts > 0 and table.concat(parts, ",") or "none"))
+end
