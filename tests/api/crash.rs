@@ -1,0 +1,124 @@
+//! The crash test: the real binary under concurrent load, killed with SIGKILL, restarted on the
+//! same directory. Every create that got a 201 must be there.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+
+use crate::helpers::{flow, token_for, TENANT};
+
+/// Starts the binary on a free port; returns it and its base URL once it listens.
+fn start_binary(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sender = Some(sender);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("address=").nth(1) {
+                if let Some(s) = sender.take() {
+                    let address = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = s.send(address);
+                }
+            }
+        }
+    });
+    let address = receiver
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the binary logs its address");
+    (child, format!("http://{address}"))
+}
+
+fn post(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> Result<u16, ureq::Error> {
+    let result = agent
+        .post(&format!("{base}/beta/identity/userFlows"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json")
+        .send_string(&flow(id).to_string());
+    match result {
+        Ok(r) => Ok(r.status()),
+        Err(ureq::Error::Status(code, _)) => Ok(code),
+        Err(e) => Err(e),
+    }
+}
+
+#[test]
+fn every_acknowledged_create_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, base) = start_binary(&data);
+    let token = token_for(TENANT);
+    let acknowledged = Mutex::new(Vec::new());
+    let count = AtomicUsize::new(0);
+    let killed = AtomicBool::new(false);
+
+    std::thread::scope(|scope| {
+        for writer in 0..8 {
+            let (base, token, acknowledged, count, killed) =
+                (&base, &token, &acknowledged, &count, &killed);
+            scope.spawn(move || {
+                let agent = ureq::AgentBuilder::new().build();
+                for i in 0.. {
+                    let id = format!("w{writer}-{i}");
+                    match post(&agent, base, token, &id) {
+                        Ok(201) => {
+                            acknowledged.lock().unwrap().push(format!("B2C_1_{id}"));
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(status) => panic!("unexpected {status} for {id}"),
+                        // The server is gone: this create was never acknowledged.
+                        Err(_) if killed.load(Ordering::Relaxed) => return,
+                        Err(e) => panic!("{id}: {e}"),
+                    }
+                }
+            });
+        }
+        // Kill mid-load, once a good number of creates were acknowledged.
+        while count.load(Ordering::Relaxed) < 400 {
+            std::thread::yield_now();
+        }
+        killed.store(true, Ordering::Relaxed);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    });
+
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(acknowledged.len() >= 400);
+    let (mut child, base) = start_binary(&data);
+    let agent = ureq::AgentBuilder::new().build();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| {
+            let status = match agent
+                .get(&format!("{base}/beta/identity/userFlows/{id}"))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+            {
+                Ok(r) => r.status(),
+                Err(ureq::Error::Status(code, _)) => code,
+                Err(e) => panic!("{e}"),
+            };
+            status != 200
+        })
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged creates lost: {missing:?}",
+        missing.len()
+    );
+}

@@ -1,0 +1,334 @@
+//! `spawn_app()` and `TestApp`: one method per API call, so tests read like a client.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use actix_web::dev::ServerHandle;
+use serde_json::{json, Value};
+use userflows_emulator::app::Application;
+use userflows_emulator::config::{Durability, Settings, Storage};
+use userflows_emulator::http::auth::{mint, Claims};
+
+/// A tenant id every test can use.
+pub const TENANT: &str = "11111111-1111-1111-1111-111111111111";
+pub const OTHER_TENANT: &str = "22222222-2222-2222-2222-222222222222";
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The Graph error code, asserting the whole envelope's shape on the way.
+    pub fn error_code(&self) -> String {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{self:?}"
+        );
+        let body = self.json();
+        let error = &body["error"];
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        let inner = &error["innerError"];
+        assert_eq!(
+            inner["request-id"].as_str(),
+            self.header("request-id"),
+            "{body}"
+        );
+        assert_eq!(
+            inner["client-request-id"].as_str(),
+            self.header("client-request-id"),
+            "{body}"
+        );
+        let date = inner["date"].as_str().unwrap();
+        assert_eq!(date.len(), 19, "seconds precision, no offset: {date}");
+        error["code"].as_str().unwrap().to_owned()
+    }
+
+    pub fn message(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A token of `tenant` as the `token` command prints it.
+pub fn token_for(tenant: &str) -> String {
+    mint(&Claims::for_tenant(tenant, &[], &[], 3600)).unwrap()
+}
+
+/// A valid create body.
+pub fn flow(id: &str) -> Value {
+    json!({"id": id, "userFlowType": "signUpOrSignIn", "userFlowTypeVersion": 1})
+}
+
+struct Running {
+    handle: ServerHandle,
+    thread: JoinHandle<()>,
+}
+
+/// A running emulator and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub settings: Settings,
+    /// The bearer token used by the plain methods.
+    pub token: String,
+    agent: ureq::Agent,
+    running: Option<Running>,
+    /// Kept so the directory lives as long as the app.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// An emulator in the default durable mode over a fresh temp directory.
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {})
+}
+
+/// As [`spawn_app`], with settings changed first.
+pub fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        userflows_emulator::telemetry::init("debug");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new(
+        "127.0.0.1:0",
+        Storage::Disk {
+            dir: dir.path().join("data"),
+            durability: Durability::Flush,
+        },
+    );
+    settings.handle_signals = false;
+    settings.workers = 2;
+    settings.arbiters = 2;
+    change(&mut settings);
+    let (address, running) = start(&settings);
+    TestApp {
+        address,
+        settings,
+        token: token_for(TENANT),
+        agent: ureq::AgentBuilder::new().build(),
+        running: Some(running),
+        _dir: Some(dir),
+    }
+}
+
+fn start(settings: &Settings) -> (String, Running) {
+    let (sender, receiver) = mpsc::channel();
+    let settings = settings.clone();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match Application::build(&settings) {
+                Ok(app) => {
+                    sender.send(Ok((app.address(), app.handle()))).unwrap();
+                    app.run_until_stopped().await.unwrap();
+                }
+                Err(e) => sender.send(Err(e.to_string())).unwrap(),
+            }
+        });
+    });
+    let (address, handle) = receiver.recv().unwrap().expect("the server starts");
+    (format!("http://{address}"), Running { handle, thread })
+}
+
+impl TestApp {
+    /// The data directory of a disk-backed app.
+    pub fn data_dir(&self) -> PathBuf {
+        match &self.settings.storage {
+            Storage::Disk { dir, .. } => dir.clone(),
+            Storage::Memory => panic!("an in-memory app has no directory"),
+        }
+    }
+
+    /// Stops the server gracefully and waits until it has released the directory.
+    pub fn stop(&mut self) {
+        if let Some(Running { handle, thread }) = self.running.take() {
+            actix_web::rt::System::new().block_on(handle.stop(true));
+            thread.join().unwrap();
+        }
+    }
+
+    /// Starts the server again with the same settings (so the same directory).
+    pub fn start(&mut self) {
+        assert!(self.running.is_none(), "stop first");
+        let (address, running) = start(&self.settings);
+        self.address = address;
+        self.running = Some(running);
+    }
+
+    /// Stops and starts again on the same directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Any request; `headers` replace the defaults (`Authorization` with `self.token`).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let mut request = self.agent.request(method, &self.url(path));
+        let bearer = format!("Bearer {}", self.token);
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        {
+            request = request.set("Authorization", &bearer);
+        }
+        for (name, value) in headers {
+            if !value.is_empty() {
+                request = request.set(name, value);
+            }
+        }
+        let result = match body {
+            Some(body) => request.send_string(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                let v = response.header(&n).unwrap_or_default().to_owned();
+                (n, v)
+            })
+            .collect();
+        let body = response.into_string().unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn create(&self, body: &Value) -> Resp {
+        self.create_raw(&body.to_string(), "application/json")
+    }
+
+    pub fn create_as(&self, token: &str, body: &Value) -> Resp {
+        let bearer = format!("Bearer {token}");
+        self.request(
+            "POST",
+            "/beta/identity/userFlows",
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&body.to_string()),
+        )
+    }
+
+    pub fn create_raw(&self, body: &str, content_type: &str) -> Resp {
+        self.request(
+            "POST",
+            "/beta/identity/userFlows",
+            &[("Content-Type", content_type)],
+            Some(body),
+        )
+    }
+
+    pub fn get(&self, id: &str) -> Resp {
+        self.request("GET", &format!("/beta/identity/userFlows/{id}"), &[], None)
+    }
+
+    pub fn get_as(&self, token: &str, id: &str) -> Resp {
+        let bearer = format!("Bearer {token}");
+        self.request(
+            "GET",
+            &format!("/beta/identity/userFlows/{id}"),
+            &[("Authorization", &bearer)],
+            None,
+        )
+    }
+
+    pub fn delete(&self, id: &str) -> Resp {
+        self.request(
+            "DELETE",
+            &format!("/beta/identity/userFlows/{id}"),
+            &[],
+            None,
+        )
+    }
+
+    /// `GET /beta/identity/userFlows?{query}`
+    pub fn list(&self, query: &str) -> Resp {
+        self.request(
+            "GET",
+            &format!("/beta/identity/userFlows?{query}"),
+            &[],
+            None,
+        )
+    }
+
+    pub fn count(&self) -> Resp {
+        self.request("GET", "/beta/identity/userFlows/$count", &[], None)
+    }
+
+    /// Follows `@odata.nextLink` from `first_query` to the end; every id, in order.
+    pub fn list_all(&self, first_query: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut page = self.list(first_query);
+        loop {
+            assert_eq!(page.status, 200, "{page:?}");
+            let body = page.json();
+            for flow in body["value"].as_array().unwrap() {
+                ids.push(flow["id"].as_str().unwrap().to_owned());
+            }
+            let Some(next) = body["@odata.nextLink"].as_str() else {
+                return ids;
+            };
+            let path = next
+                .strip_prefix(&self.address)
+                .expect("nextLink on our base");
+            page = self.request("GET", path, &[], None);
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The number of records in a tenant's stream of a stopped app's directory.
+pub fn stored_events(dir: &Path, tenant: &str) -> usize {
+    let db = sled::open(dir).unwrap();
+    let name = userflows_emulator::store::events_tree_name(tenant);
+    if !db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == name.as_bytes())
+    {
+        return 0;
+    }
+    db.open_tree(name).unwrap().len()
+}

@@ -1,0 +1,12 @@
+//! The integration test binary: real servers on port 0 over real sled directories in temp
+//! dirs, driven over HTTP like a client would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+mod auth;
+mod crash;
+mod create;
+mod helpers;
+mod read;
+mod recovery;
+mod restart;
+mod routes;

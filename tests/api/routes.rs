@@ -1,0 +1,101 @@
+//! Paths, methods and the headers every response carries.
+
+use crate::helpers::{flow, spawn_app};
+
+#[test]
+fn wrong_methods_are_405_with_allow() {
+    let app = spawn_app();
+    app.create(&flow("m"));
+    for (method, path, allow) in [
+        ("PATCH", "/beta/identity/userFlows/B2C_1_m", "GET, DELETE"),
+        ("PUT", "/beta/identity/userFlows/B2C_1_m", "GET, DELETE"),
+        ("POST", "/beta/identity/userFlows/B2C_1_m", "GET, DELETE"),
+        ("PUT", "/beta/identity/userFlows", "GET, POST"),
+        ("DELETE", "/beta/identity/userFlows", "GET, POST"),
+        ("POST", "/beta/identity/userFlows/$count", "GET"),
+    ] {
+        let r = app.request(
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            Some("{}"),
+        );
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_eq!(r.error_code(), "methodNotAllowed");
+        assert_eq!(r.message(), "The method is not supported for this URL.");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+    }
+    assert_eq!(
+        app.get("B2C_1_m").status,
+        200,
+        "a refused PATCH changes nothing"
+    );
+}
+
+#[test]
+fn unknown_segments_and_versions_are_graph_400s() {
+    let app = spawn_app();
+    for (path, needle) in [
+        (
+            "/beta/identity/userFlowz",
+            "Resource not found for the segment 'userFlowz'.",
+        ),
+        ("/beta/users", "Resource not found for the segment 'users'."),
+        (
+            "/beta/identity/userFlows/B2C_1_a/languages",
+            "Resource not found for the segment 'languages'.",
+        ),
+        ("/v1.0/identity/userFlows", "Invalid version: v1.0"),
+        ("/", "Invalid version"),
+    ] {
+        let r = app.request("GET", path, &[], None);
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.error_code(), "BadRequest");
+        assert!(r.message().contains(needle), "{path}: {}", r.message());
+    }
+}
+
+#[test]
+fn every_response_has_request_ids_and_a_date() {
+    let app = spawn_app();
+    let a = app.list("");
+    let b = app.list("");
+    let id_a = a.header("request-id").unwrap();
+    assert!(uuid::Uuid::parse_str(id_a).is_ok(), "{id_a}");
+    assert_ne!(id_a, b.header("request-id").unwrap(), "fresh per request");
+    assert_eq!(
+        a.header("client-request-id"),
+        Some(id_a),
+        "defaults to the request id"
+    );
+    assert!(a.header("date").is_some());
+
+    let echoed = app.request(
+        "GET",
+        "/beta/identity/userFlows/B2C_1_none",
+        &[("client-request-id", "my-trace 42")],
+        None,
+    );
+    assert_eq!(echoed.status, 404);
+    assert_eq!(echoed.header("client-request-id"), Some("my-trace 42"));
+    assert_eq!(
+        echoed.json()["error"]["innerError"]["client-request-id"],
+        "my-trace 42"
+    );
+    assert!(echoed.header("date").is_some());
+}
+
+#[test]
+fn admin_health_and_ready_answer_and_unknown_admin_paths_are_graph_errors() {
+    let app = spawn_app();
+    let health = app.request("GET", "/_emulator/health", &[("Authorization", "")], None);
+    assert_eq!(health.status, 200);
+    assert!(health.header("request-id").is_some());
+    assert_eq!(
+        app.request("GET", "/_emulator/ready", &[], None).status,
+        200
+    );
+    let unknown = app.request("GET", "/_emulator/nothing", &[], None);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.error_code(), "Request_ResourceNotFound");
+}
