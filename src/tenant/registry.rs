@@ -258,3 +258,47 @@ impl TenantRegistry {
 fn poisoned() -> TenantError {
     TenantError::Internal("the tenant registry lock was poisoned".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryEventLog;
+
+    #[actix_web::test]
+    async fn a_full_queue_answers_busy_at_once_and_serves_again_when_drained() {
+        let registry = TenantRegistry::new(Arc::new(MemoryEventLog::new()), 1, 2);
+        let tenant = TenantId::parse("t").unwrap();
+        let handle = registry.get_or_start(&tenant).unwrap();
+        // Hold the only arbiter thread so that messages wait in the queue.
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        registry.arbiters[0].spawn(async move {
+            let _ = started.send(());
+            let _ = held.recv();
+        });
+        running.recv().unwrap();
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let h = handle.clone();
+                actix_web::rt::spawn(async move { h.read(Read::Count).await })
+            })
+            .collect();
+        while handle.queued.load(Ordering::Acquire) < 2 {
+            actix_web::rt::task::yield_now().await;
+        }
+        assert!(matches!(
+            handle.read(Read::Count).await,
+            Err(TenantError::Busy { .. })
+        ));
+        release.send(()).unwrap();
+        for w in waiting {
+            assert!(matches!(w.await.unwrap(), Ok(ReadOutcome::Count(0))));
+        }
+        assert!(matches!(
+            handle.read(Read::Count).await,
+            Ok(ReadOutcome::Count(0))
+        ));
+        assert_eq!(handle.queued.load(Ordering::Acquire), 0);
+        registry.shutdown();
+    }
+}

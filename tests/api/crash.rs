@@ -55,20 +55,26 @@ fn post(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> Result<u16, u
     }
 }
 
-#[test]
-fn every_acknowledged_create_survives_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut child, base) = start_binary(&data);
-    let token = token_for(TENANT);
+/// How the load is ended.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// SIGKILL: a crash.
+    Kill,
+    /// SIGTERM: a graceful shutdown.
+    Terminate,
+}
+
+/// Runs 8 writers against the binary until 400 creates were acknowledged, stops it with
+/// `stop` mid-load, and returns the acknowledged ids and whether the process exited with 0.
+fn load_then_stop(data: &Path, token: &str, stop: Stop) -> (Vec<String>, bool) {
+    let (mut child, base) = start_binary(data);
     let acknowledged = Mutex::new(Vec::new());
     let count = AtomicUsize::new(0);
-    let killed = AtomicBool::new(false);
-
+    let stopping = AtomicBool::new(false);
+    let mut exited_zero = false;
     std::thread::scope(|scope| {
         for writer in 0..8 {
-            let (base, token, acknowledged, count, killed) =
-                (&base, &token, &acknowledged, &count, &killed);
+            let (base, acknowledged, count, stopping) = (&base, &acknowledged, &count, &stopping);
             scope.spawn(move || {
                 let agent = ureq::AgentBuilder::new().build();
                 for i in 0.. {
@@ -78,28 +84,40 @@ fn every_acknowledged_create_survives_sigkill() {
                             acknowledged.lock().unwrap().push(format!("B2C_1_{id}"));
                             count.fetch_add(1, Ordering::Relaxed);
                         }
+                        // Refused while shutting down: not acknowledged.
+                        Ok(503) if stopping.load(Ordering::Relaxed) => return,
                         Ok(status) => panic!("unexpected {status} for {id}"),
                         // The server is gone: this create was never acknowledged.
-                        Err(_) if killed.load(Ordering::Relaxed) => return,
+                        Err(_) if stopping.load(Ordering::Relaxed) => return,
                         Err(e) => panic!("{id}: {e}"),
                     }
                 }
             });
         }
-        // Kill mid-load, once a good number of creates were acknowledged.
         while count.load(Ordering::Relaxed) < 400 {
             std::thread::yield_now();
         }
-        killed.store(true, Ordering::Relaxed);
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        stopping.store(true, Ordering::Relaxed);
+        match stop {
+            Stop::Kill => child.kill().unwrap(),
+            Stop::Terminate => {
+                let status = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        }
+        exited_zero = child.wait().unwrap().success();
     });
+    (acknowledged.into_inner().unwrap(), exited_zero)
+}
 
-    let acknowledged = acknowledged.into_inner().unwrap();
-    assert!(acknowledged.len() >= 400);
-    let (mut child, base) = start_binary(&data);
+/// Restarts the binary on `data` and returns the acknowledged ids it does not have.
+fn missing_after_restart(data: &Path, token: &str, acknowledged: &[String]) -> Vec<String> {
+    let (mut child, base) = start_binary(data);
     let agent = ureq::AgentBuilder::new().build();
-    let missing: Vec<&String> = acknowledged
+    let missing = acknowledged
         .iter()
         .filter(|id| {
             let status = match agent
@@ -113,9 +131,36 @@ fn every_acknowledged_create_survives_sigkill() {
             };
             status != 200
         })
+        .cloned()
         .collect();
     child.kill().unwrap();
     child.wait().unwrap();
+    missing
+}
+
+#[test]
+fn every_acknowledged_create_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = token_for(TENANT);
+    let (acknowledged, _) = load_then_stop(&data, &token, Stop::Kill);
+    assert!(acknowledged.len() >= 400);
+    let missing = missing_after_restart(&data, &token, &acknowledged);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged creates lost: {missing:?}",
+        missing.len()
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_work_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = token_for(TENANT);
+    let (acknowledged, exited_zero) = load_then_stop(&data, &token, Stop::Terminate);
+    assert!(exited_zero, "a graceful stop exits with 0");
+    let missing = missing_after_restart(&data, &token, &acknowledged);
     assert!(
         missing.is_empty(),
         "{} acknowledged creates lost: {missing:?}",
