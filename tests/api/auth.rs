@@ -28,7 +28,9 @@ fn a_missing_token_is_401_access_token_is_empty() {
 #[test]
 fn bad_tokens_are_401_validation_failure() {
     let app = spawn_app();
-    let no_tid = userflows_emulator::http::auth::mint(&Default::default()).unwrap();
+    let no_tid =
+        userflows_emulator::http::auth::mint(&userflows_emulator::http::auth::Claims::default())
+            .unwrap();
     for auth in [
         "Basic dXNlcjpwYXNz".to_owned(),
         "Bearer not.a.jwt!".to_owned(),

@@ -42,7 +42,8 @@ fn start_binary(dir: &Path) -> (Child, String) {
     (child, format!("http://{address}"))
 }
 
-fn post(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> Result<u16, ureq::Error> {
+/// The status of a create, or the transport error as text.
+fn post(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> Result<u16, String> {
     let result = agent
         .post(&format!("{base}/beta/identity/userFlows"))
         .set("Authorization", &format!("Bearer {token}"))
@@ -51,7 +52,7 @@ fn post(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> Result<u16, u
     match result {
         Ok(r) => Ok(r.status()),
         Err(ureq::Error::Status(code, _)) => Ok(code),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     }
 }
 
