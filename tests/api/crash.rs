@@ -85,11 +85,10 @@ fn load_then_stop(data: &Path, token: &str, stop: Stop) -> (Vec<String>, bool) {
                             acknowledged.lock().unwrap().push(format!("B2C_1_{id}"));
                             count.fetch_add(1, Ordering::Relaxed);
                         }
-                        // Refused while shutting down: not acknowledged.
-                        Ok(503) if stopping.load(Ordering::Relaxed) => return,
+                        // Refused while shutting down, or the server is gone: this create
+                        // was never acknowledged.
+                        Ok(503) | Err(_) if stopping.load(Ordering::Relaxed) => return,
                         Ok(status) => panic!("unexpected {status} for {id}"),
-                        // The server is gone: this create was never acknowledged.
-                        Err(_) if stopping.load(Ordering::Relaxed) => return,
                         Err(e) => panic!("{id}: {e}"),
                     }
                 }
