@@ -74,8 +74,10 @@ impl EventLog for SledEventLog {
 
     fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError> {
         let tree = self.db.open_tree(events_tree_name(tenant))?;
+        // A malformed last key is not an error here: recovery's scan meets it, names it, and
+        // makes only this tenant unavailable.
         let last_seq = match tree.last()? {
-            Some((key, _)) => seq_of(tenant, &key)?,
+            Some((key, _)) => seq_of(tenant, &key).unwrap_or(0),
             None => 0,
         };
         Ok(Box::new(SledStream {

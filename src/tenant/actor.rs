@@ -57,10 +57,12 @@ pub(super) enum Health {
     Broken(String),
 }
 
-/// An event appended but not yet durable, and the client waiting for it.
+/// A reply held back until the flush covering `seq` completes: an appended event, or a refusal
+/// decided while earlier events were still pending (it may rest on one of them, so it must not
+/// be seen before they are durable).
 struct Waiting {
     seq: u64,
-    event: UserFlowEvent,
+    decision: Result<UserFlowEvent, TenantError>,
     reply: oneshot::Sender<Result<WriteOutcome, TenantError>>,
 }
 
@@ -164,6 +166,15 @@ impl Handler<Execute> for TenantActor {
         drop(permit);
         let (seq, event) = match decided {
             Ok(decided) => decided,
+            Err(e @ TenantError::Domain(_)) if !self.waiting.is_empty() => {
+                let seq = self.stream.last_seq();
+                self.waiting.push_back(Waiting {
+                    seq,
+                    decision: Err(e),
+                    reply,
+                });
+                return;
+            }
             Err(e) => {
                 let _ = reply.send(Err(e));
                 return;
@@ -175,7 +186,11 @@ impl Handler<Execute> for TenantActor {
             return;
         }
         self.pending.record(seq, &event);
-        self.waiting.push_back(Waiting { seq, event, reply });
+        self.waiting.push_back(Waiting {
+            seq,
+            decision: Ok(event),
+            reply,
+        });
         let me = ctx.address();
         self.log.when_durable(Box::new(move |result| {
             me.do_send(Durable { up_to: seq, result });
@@ -201,12 +216,20 @@ impl Handler<Durable> for TenantActor {
             return;
         }
         while self.waiting.front().is_some_and(|w| w.seq <= msg.up_to) {
-            let Some(Waiting { seq, event, reply }) = self.waiting.pop_front() else {
+            let Some(Waiting {
+                seq,
+                decision,
+                reply,
+            }) = self.waiting.pop_front()
+            else {
                 break;
             };
-            self.apply(&event);
-            self.pending.settle(seq, &event);
-            let _ = reply.send(Ok(outcome(event)));
+            let answer = decision.map(|event| {
+                self.apply(&event);
+                self.pending.settle(seq, &event);
+                outcome(event)
+            });
+            let _ = reply.send(answer);
         }
     }
 }

@@ -262,7 +262,101 @@ fn poisoned() -> TenantError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryEventLog;
+    use crate::domain::{CreateUserFlow, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+    use crate::store::{Commit, CommitStats, DurableCallback, MemoryEventLog};
+
+    /// A log whose flushes complete only when the test says so.
+    #[derive(Default)]
+    struct HeldLog {
+        inner: MemoryEventLog,
+        held: Mutex<Vec<DurableCallback>>,
+    }
+
+    impl HeldLog {
+        fn complete_flush(&self) {
+            let held = std::mem::take(&mut *self.held.lock().unwrap());
+            for done in held {
+                done(Ok(()));
+            }
+        }
+    }
+
+    impl EventLog for HeldLog {
+        fn tenants(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.tenants()
+        }
+        fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError> {
+            self.inner.open(tenant)
+        }
+        fn commit(&self) -> Commit {
+            Commit::GroupCommit
+        }
+        fn when_durable(&self, done: DurableCallback) {
+            self.held.lock().unwrap().push(done);
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn commit_stats(&self) -> CommitStats {
+            CommitStats::default()
+        }
+    }
+
+    fn create(id: &str) -> Command {
+        Command::Create(CreateUserFlow {
+            flow: UserFlow {
+                id: UserFlowId::parse(id).unwrap(),
+                user_flow_type: UserFlowType::SignIn,
+                user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
+            },
+        })
+    }
+
+    fn meta() -> RequestMeta {
+        RequestMeta {
+            request_id: "r".into(),
+            client_request_id: "c".into(),
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..50 {
+            actix_web::rt::task::yield_now().await;
+        }
+    }
+
+    #[actix_web::test]
+    async fn nothing_decided_against_a_pending_write_is_seen_before_its_flush() {
+        let log = Arc::new(HeldLog::default());
+        let registry = TenantRegistry::new(Arc::clone(&log) as Arc<dyn EventLog>, 1, 16);
+        let handle = registry
+            .get_or_start(&TenantId::parse("t").unwrap())
+            .unwrap();
+        let (h1, h2, h3) = (handle.clone(), handle.clone(), handle.clone());
+        let first = actix_web::rt::spawn(async move { h1.execute(create("a"), meta()).await });
+        while log.held.lock().unwrap().is_empty() {
+            actix_web::rt::task::yield_now().await;
+        }
+        let duplicate = actix_web::rt::spawn(async move { h2.execute(create("A"), meta()).await });
+        let read = actix_web::rt::spawn(async move { h3.read(Read::Count).await });
+        // The read answers from the durable state; the refusal waits for the flush.
+        assert!(matches!(read.await.unwrap(), Ok(ReadOutcome::Count(0))));
+        settle().await;
+        assert!(!first.is_finished() && !duplicate.is_finished());
+        log.complete_flush();
+        assert!(matches!(first.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        assert!(matches!(
+            duplicate.await.unwrap(),
+            Err(TenantError::Domain(
+                crate::domain::DomainError::AlreadyExists { .. }
+            ))
+        ));
+        assert!(matches!(
+            handle.read(Read::Count).await,
+            Ok(ReadOutcome::Count(1))
+        ));
+        registry.shutdown();
+    }
 
     #[actix_web::test]
     async fn a_full_queue_answers_busy_at_once_and_serves_again_when_drained() {

@@ -40,6 +40,9 @@ fn broken_logs_make_only_their_tenant_unavailable() {
         let first = t.get(1u64.to_be_bytes()).unwrap().unwrap();
         t.insert(3u64.to_be_bytes(), first).unwrap();
     });
+    damage(&dir, "bad-key-tenant", |t| {
+        t.insert(&b"zz"[..], &b"{}"[..]).unwrap();
+    });
     app.start();
 
     for (tenant, seq) in [
