@@ -13,4 +13,4 @@ pub use event::{
     USER_FLOW_CREATED, USER_FLOW_DELETED,
 };
 pub use flow::{FlowKey, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion, ID_PREFIX};
-pub use state::{FlowLookup, Page, UserFlows};
+pub use state::{FlowLookup, FlowsSnapshot, Page, UserFlows};

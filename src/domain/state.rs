@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
+use serde::{Deserialize, Serialize};
+
 use super::flow::{FlowKey, UserFlow};
 
 /// Looking a flow up by its case-insensitive key: all `decide` needs to know of a state.
@@ -22,6 +24,14 @@ pub struct UserFlows {
     /// The position the next created flow gets. Derived from the events alone, so a replay
     /// gives every flow the same position it had live.
     next_position: u64,
+}
+
+/// A state as plain data, for snapshots: every flow with its creation position, and the next
+/// position, so a state rebuilt from it pages exactly like the original.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowsSnapshot {
+    pub next_position: u64,
+    pub flows: Vec<(u64, UserFlow)>,
 }
 
 /// One page of a listing.
@@ -47,6 +57,40 @@ impl UserFlows {
         if let Some(position) = self.index.remove(key) {
             self.by_position.remove(&position);
         }
+    }
+
+    /// The state as plain data.
+    #[must_use]
+    pub fn snapshot(&self) -> FlowsSnapshot {
+        FlowsSnapshot {
+            next_position: self.next_position,
+            flows: self
+                .by_position
+                .iter()
+                .map(|(p, f)| (*p, f.clone()))
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a state from a snapshot, refusing one that no sequence of events could produce
+    /// (positions out of order or not below `next_position`, one id twice).
+    pub fn from_snapshot(snapshot: FlowsSnapshot) -> Result<Self, String> {
+        let mut state = Self {
+            next_position: snapshot.next_position,
+            ..Self::default()
+        };
+        let mut previous = None;
+        for (position, flow) in snapshot.flows {
+            if position >= snapshot.next_position || previous.is_some_and(|p| p >= position) {
+                return Err(format!("flow position {position} is out of order"));
+            }
+            previous = Some(position);
+            if state.index.insert(flow.id.key(), position).is_some() {
+                return Err(format!("flow {} appears twice", flow.id));
+            }
+            state.by_position.insert(position, flow);
+        }
+        Ok(state)
     }
 
     /// How many flows exist.
@@ -122,6 +166,33 @@ mod tests {
         let p3 = s.page(p2.next_after, 2);
         assert_eq!(ids(&p3), vec!["B2C_1_f4"]);
         assert_eq!(p3.next_after, None);
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_the_same_state_and_bad_ones_are_refused() {
+        let mut s = UserFlows::default();
+        for i in 0..4 {
+            evolve(&mut s, &created(&format!("f{i}")));
+        }
+        evolve(
+            &mut s,
+            &UserFlowEvent::Deleted {
+                id: UserFlowId::parse("f1").unwrap(),
+            },
+        );
+        let rebuilt = UserFlows::from_snapshot(s.snapshot()).unwrap();
+        assert_eq!(rebuilt.snapshot(), s.snapshot());
+        let after = s.page(None, 1).next_after;
+        assert_eq!(ids(&rebuilt.page(after, 10)), ids(&s.page(after, 10)));
+
+        let mut twice = s.snapshot();
+        let first = twice.flows[0].1.clone();
+        twice.flows.push((99, first));
+        twice.next_position = 100;
+        assert!(UserFlows::from_snapshot(twice).is_err());
+        let mut beyond = s.snapshot();
+        beyond.next_position = 1;
+        assert!(UserFlows::from_snapshot(beyond).is_err());
     }
 
     #[test]

@@ -12,6 +12,8 @@ type Records = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
 #[derive(Default)]
 pub struct MemoryEventLog {
     streams: Mutex<HashMap<String, Records>>,
+    /// The newest snapshot of each tenant.
+    snapshots: Mutex<HashMap<String, (u64, Vec<u8>)>>,
 }
 
 impl MemoryEventLog {
@@ -59,6 +61,36 @@ impl EventLog for MemoryEventLog {
     fn commit_stats(&self) -> CommitStats {
         CommitStats::default()
     }
+
+    fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
+        let streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(streams.contains_key(tenant))
+    }
+
+    fn remove_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        self.streams
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .remove(tenant);
+        self.snapshots
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .remove(tenant);
+        Ok(())
+    }
+
+    fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.snapshots
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .insert(tenant.to_owned(), (seq, snapshot.to_vec()));
+        Ok(())
+    }
+
+    fn latest_snapshot(&self, tenant: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let snapshots = self.snapshots.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(snapshots.get(tenant).cloned())
+    }
 }
 
 struct MemoryStream {
@@ -95,6 +127,16 @@ impl EventStream for MemoryStream {
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
         for (seq, record) in records.range(from..) {
+            if !visit(*seq, record)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        let records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        for (seq, record) in records.range(..=through).rev() {
             if !visit(*seq, record)? {
                 break;
             }

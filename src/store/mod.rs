@@ -6,6 +6,7 @@ mod envelope;
 mod group_commit;
 mod memory_log;
 mod sled_log;
+mod snapshot;
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ pub use envelope::{decode, encode, CodecError, Envelope, EventMeta, StoredEvent,
 pub use group_commit::CommitStats;
 pub use memory_log::MemoryEventLog;
 pub use sled_log::{events_tree_name, SledEventLog};
+pub use snapshot::{decode_snapshot, encode_snapshot, SNAPSHOT_SCHEMA_VERSION};
 
 /// Called once the events appended before it was handed over are durable, or with the reason
 /// they may not be.
@@ -67,6 +69,15 @@ pub trait EventLog: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// Counters of the group commit so far.
     fn commit_stats(&self) -> CommitStats;
+    /// Whether a tenant has a stream (without creating one).
+    fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError>;
+    /// Deletes a tenant's stream and snapshots: destructive, for test isolation.
+    fn remove_tenant(&self, tenant: &str) -> Result<(), StoreError>;
+    /// Stores a snapshot of a tenant's state at `seq` (see [`encode_snapshot`]); older ones
+    /// may be dropped. Events are never deleted because of a snapshot.
+    fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError>;
+    /// The newest stored snapshot of a tenant: its seq and bytes.
+    fn latest_snapshot(&self, tenant: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }
 
 /// One tenant's stream of encoded envelopes, keyed by contiguous sequence numbers from 1.
@@ -78,4 +89,7 @@ pub trait EventStream: Send {
     fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError>;
     /// Visits records in key order from `from` on, until `visit` returns `false`.
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError>;
+    /// Visits records in reverse key order from `through` (inclusive) down, until `visit`
+    /// returns `false`.
+    fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError>;
 }

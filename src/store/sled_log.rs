@@ -9,6 +9,9 @@ use super::group_commit::GroupCommit;
 use super::{Commit, CommitStats, DurableCallback, EventLog, EventStream, StoreError, Visit};
 
 const EVENTS_TREE_PREFIX: &str = "events/";
+const SNAPSHOTS_TREE_PREFIX: &str = "snapshots/";
+/// Snapshots kept per tenant; older ones are dropped when a new one is saved.
+const SNAPSHOTS_KEPT: usize = 2;
 
 /// The tree name of a tenant's events (for tools and tests that open the directory directly).
 #[must_use]
@@ -113,6 +116,52 @@ impl EventLog for SledEventLog {
             .map(GroupCommit::stats)
             .unwrap_or_default()
     }
+
+    fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
+        let name = events_tree_name(tenant);
+        Ok(self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes()))
+    }
+
+    fn remove_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        self.db.drop_tree(events_tree_name(tenant))?;
+        self.db.drop_tree(snapshots_tree_name(tenant))?;
+        Ok(())
+    }
+
+    fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        let tree = self.db.open_tree(snapshots_tree_name(tenant))?;
+        tree.insert(seq.to_be_bytes(), snapshot)?;
+        while tree.len() > SNAPSHOTS_KEPT {
+            if tree.pop_min()?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn latest_snapshot(&self, tenant: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let name = snapshots_tree_name(tenant);
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes())
+        {
+            return Ok(None);
+        }
+        match self.db.open_tree(name)?.last()? {
+            Some((key, value)) => Ok(Some((seq_of(tenant, &key)?, value.to_vec()))),
+            None => Ok(None),
+        }
+    }
+}
+
+fn snapshots_tree_name(tenant: &str) -> String {
+    format!("{SNAPSHOTS_TREE_PREFIX}{tenant}")
 }
 
 fn seq_of(tenant: &str, key: &[u8]) -> Result<u64, StoreError> {
@@ -159,6 +208,16 @@ impl EventStream for SledStream {
 
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         for entry in self.tree.range(from.to_be_bytes()..) {
+            let (key, value) = entry?;
+            if !visit(seq_of(&self.tenant, &key)?, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        for entry in self.tree.range(..=through.to_be_bytes()).rev() {
             let (key, value) = entry?;
             if !visit(seq_of(&self.tenant, &key)?, &value)? {
                 break;

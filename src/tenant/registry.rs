@@ -300,6 +300,18 @@ mod tests {
         fn commit_stats(&self) -> CommitStats {
             CommitStats::default()
         }
+        fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
+            self.inner.has_tenant(tenant)
+        }
+        fn remove_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+            self.inner.remove_tenant(tenant)
+        }
+        fn save_snapshot(&self, tenant: &str, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.save_snapshot(tenant, seq, bytes)
+        }
+        fn latest_snapshot(&self, tenant: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+            self.inner.latest_snapshot(tenant)
+        }
     }
 
     fn create(id: &str) -> Command {
