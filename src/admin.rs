@@ -1,9 +1,32 @@
-//! The emulator's own routes under `/_emulator/` (never a Graph path): liveness and readiness.
-//! Unknown paths below it get a Graph-style 404.
+//! The emulator's own routes under `/_emulator/` (never a Graph path): liveness, readiness,
+//! Prometheus metrics, the tenants, a tenant's events (NDJSON) and a tenant reset. They name
+//! the tenant in the path; an admin key guards them when one is set, and without one the
+//! routes that change state answer 403 unless the server listens on loopback only.
 
+use std::fmt::Write as _;
+
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, RequestContext};
+use crate::http::{ApiError, AppState, RequestContext};
+use crate::metrics::render_value;
+use crate::tenant::{Read, ReadOutcome, TenantId};
+
+/// The header carrying `--admin-key`.
+pub const ADMIN_KEY_HEADER: &str = "X-Emulator-Admin-Key";
+/// (policy) Events answered by one `events` request when no `limit` is given, and at most.
+const DEFAULT_EVENTS_LIMIT: usize = 1_000;
+const MAX_EVENTS_LIMIT: usize = 100_000;
+
+/// Who may use the admin routes.
+#[derive(Debug, Clone, Default)]
+pub struct AdminAccess {
+    /// When set, every admin route but health and ready needs it in [`ADMIN_KEY_HEADER`].
+    pub key: Option<String>,
+    /// Whether the server listens on a loopback address only.
+    pub loopback: bool,
+}
 
 /// Adds the admin scope to an app.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -11,8 +34,48 @@ pub fn routes(config: &mut web::ServiceConfig) {
         web::scope("/_emulator")
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics))
+            .route("/tenants", web::get().to(tenants))
+            .route("/tenants/{tenant}/events", web::get().to(events))
+            .route("/tenants/{tenant}", web::delete().to(reset))
             .default_service(web::to(unknown)),
     );
+}
+
+fn respond(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    result.unwrap_or_else(|e| e.respond(&RequestContext::of(req)))
+}
+
+fn check_access(req: &HttpRequest, state: &AppState, changes_state: bool) -> Result<(), ApiError> {
+    match &state.admin.key {
+        Some(key) => {
+            let given = req
+                .headers()
+                .get(ADMIN_KEY_HEADER)
+                .and_then(|v| v.to_str().ok());
+            if given == Some(key.as_str()) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(format!(
+                    "The admin routes need the header {ADMIN_KEY_HEADER} with the key given by --admin-key."
+                )))
+            }
+        }
+        None if changes_state && !state.admin.loopback => Err(ApiError::Forbidden(
+            "Admin routes that change state are disabled on a non-loopback address unless \
+             --admin-key is set."
+                .to_owned(),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn tenant_of(raw: &str) -> Result<TenantId, ApiError> {
+    TenantId::parse(raw).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "'{raw}' is not a tenant id (1 to 128 characters of A-Z a-z 0-9 . _ -)."
+        ))
+    })
 }
 
 /// The process is up.
@@ -20,17 +83,230 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Every tenant is recovered: recovery finishes before the server starts listening, so a
-/// server that answers is ready.
-async fn ready() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+/// 200 once every tenant is recovered, 503 before.
+async fn ready(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match state.registry.recovery() {
+        Some(summary) if state.registry.is_ready() => HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready",
+            "tenants": summary.tenants,
+            "events": summary.events,
+            "unavailableTenants": summary.broken,
+            "recoveryMs": summary.elapsed.as_millis() as u64,
+        })),
+        _ => ApiError::Unavailable(
+            "The emulator is still recovering tenants from the event log.".to_owned(),
+        )
+        .respond(&RequestContext::of(&req)),
+    }
+}
+
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        check_access(&req, &state, false)?;
+        let registry = &state.registry;
+        let handles = registry.handles()?;
+        let queued: usize = handles.iter().map(|(_, h)| h.queued()).sum();
+        let commits = registry.log().commit_stats();
+        let per_flush = if commits.flushes == 0 {
+            0.0
+        } else {
+            commits.events as f64 / commits.flushes as f64
+        };
+        let recovery = registry.recovery();
+        let mut out = String::with_capacity(4096);
+        state.metrics.render(&mut out);
+        render_value(
+            &mut out,
+            "userflows_events_appended_total",
+            "counter",
+            "Events appended to tenant logs since start.",
+            registry.events_appended(),
+        );
+        render_value(
+            &mut out,
+            "userflows_flushes_total",
+            "counter",
+            "Group-commit flushes since start.",
+            commits.flushes,
+        );
+        render_value(
+            &mut out,
+            "userflows_flushed_events_total",
+            "counter",
+            "Events made durable by group-commit flushes.",
+            commits.events,
+        );
+        render_value(
+            &mut out,
+            "userflows_events_per_flush",
+            "gauge",
+            "Mean events made durable per flush since start.",
+            per_flush,
+        );
+        render_value(
+            &mut out,
+            "userflows_queue_depth",
+            "gauge",
+            "Requests waiting to be taken up by tenant actors.",
+            queued,
+        );
+        render_value(
+            &mut out,
+            "userflows_tenants",
+            "gauge",
+            "Tenants with an actor.",
+            handles.len(),
+        );
+        render_value(
+            &mut out,
+            "userflows_ready",
+            "gauge",
+            "1 once every tenant is recovered.",
+            u8::from(registry.is_ready()),
+        );
+        render_value(
+            &mut out,
+            "userflows_recovery_seconds",
+            "gauge",
+            "Time start-up recovery took.",
+            recovery.map_or(0.0, |r| r.elapsed.as_secs_f64()),
+        );
+        Ok(HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(out))
+    }
+    .await;
+    respond(&req, result)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantRow {
+    tenant_id: String,
+    status: &'static str,
+    /// The last durable event applied.
+    last_seq: u64,
+    flows: usize,
+    queued: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+async fn tenants(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        check_access(&req, &state, false)?;
+        let mut rows = Vec::new();
+        for (tenant, handle) in state.registry.handles()? {
+            let ReadOutcome::Summary(summary) = handle.read(Read::Summary).await? else {
+                return Err(ApiError::Internal(
+                    "summary answered with another outcome".to_owned(),
+                ));
+            };
+            rows.push(TenantRow {
+                tenant_id: tenant.to_string(),
+                status: if summary.broken.is_some() {
+                    "unavailable"
+                } else {
+                    "ready"
+                },
+                last_seq: summary.applied_seq,
+                flows: summary.flows,
+                queued: handle.queued(),
+                reason: summary.broken,
+            });
+        }
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "value": rows })))
+    }
+    .await;
+    respond(&req, result)
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// A tenant's durable events as NDJSON envelopes, the live twin of `log events`.
+async fn events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let result = async {
+        check_access(&req, &state, false)?;
+        let tenant = tenant_of(&path)?;
+        let query = web::Query::<EventsQuery>::from_query(req.query_string()).map_err(|e| {
+            ApiError::bad_request(format!("Invalid query: {e}. Use from=<seq>&limit=<n>."))
+        })?;
+        let from = query.from.unwrap_or(1).max(1);
+        let limit = query
+            .limit
+            .unwrap_or(DEFAULT_EVENTS_LIMIT)
+            .clamp(1, MAX_EVENTS_LIMIT);
+        let Some(handle) = state.registry.get(&tenant)? else {
+            return Err(ApiError::NotFound(format!(
+                "Tenant '{tenant}' has no event log."
+            )));
+        };
+        // Only what is durable: nothing a crash could take back.
+        let ReadOutcome::Summary(summary) = handle.read(Read::Summary).await? else {
+            return Err(ApiError::Internal(
+                "summary answered with another outcome".to_owned(),
+            ));
+        };
+        let log = std::sync::Arc::clone(state.registry.log());
+        let body = web::block(move || -> Result<Vec<u8>, String> {
+            let stream = log.open(tenant.as_str()).map_err(|e| e.to_string())?;
+            let mut body = Vec::new();
+            let mut count = 0;
+            stream
+                .scan(from, &mut |seq, bytes| {
+                    if seq > summary.applied_seq || count == limit {
+                        return Ok(false);
+                    }
+                    body.extend_from_slice(bytes);
+                    body.push(b'\n');
+                    count += 1;
+                    Ok(true)
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(body)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Unavailable)?;
+        Ok(HttpResponse::Ok()
+            .content_type("application/x-ndjson")
+            .body(body))
+    }
+    .await;
+    respond(&req, result)
+}
+
+/// Deletes a tenant's log and state: destructive, for test isolation.
+async fn reset(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let result = async {
+        check_access(&req, &state, true)?;
+        let tenant = tenant_of(&path)?;
+        state.registry.reset(&tenant).await?;
+        Ok(HttpResponse::new(StatusCode::NO_CONTENT))
+    }
+    .await;
+    respond(&req, result)
 }
 
 async fn unknown(req: HttpRequest) -> HttpResponse {
-    ApiError::NotFound(format!(
+    let mut message = String::new();
+    let _ = write!(
+        message,
         "No emulator route {} {}.",
         req.method(),
         req.path()
-    ))
-    .respond(&RequestContext::of(&req))
+    );
+    ApiError::NotFound(message).respond(&RequestContext::of(&req))
 }

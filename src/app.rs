@@ -1,15 +1,18 @@
-//! Wiring of one server run: open the log, recover every tenant, bind, serve, and on stop
-//! finish in-flight work, stop the actors and flush.
+//! Wiring of one server run: open the log, bind and start serving, recover every tenant in the
+//! background (health answers at once, readiness and tenants once recovery is done), and on
+//! stop finish in-flight work, stop the actors and flush.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use actix_web::dev::{Server, ServerHandle};
 
+use crate::admin::AdminAccess;
 use crate::config::{Durability, Settings, Storage};
 use crate::http::{self, AppState};
 use crate::store::{EventLog, MemoryEventLog, SledEventLog, StoreError};
-use crate::tenant::{RecoverySummary, TenantRegistry};
+use crate::tenant::{RegistryOptions, TenantRegistry};
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -21,19 +24,22 @@ pub enum StartError {
         address: String,
         source: std::io::Error,
     },
+    #[error("cannot start the recovery thread: {0}")]
+    Thread(std::io::Error),
 }
 
-/// A built server, listening, not yet running.
+/// A built server, listening, recovering tenants in the background.
 pub struct Application {
     server: Server,
     address: SocketAddr,
     registry: Arc<TenantRegistry>,
     log: Arc<dyn EventLog>,
-    recovery: RecoverySummary,
+    recovery: Option<JoinHandle<()>>,
 }
 
 impl Application {
-    /// Opens storage, recovers every tenant and binds. Must run inside an actix `System`.
+    /// Opens storage, binds, starts serving and starts recovery. Must run inside an actix
+    /// `System`.
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
         let log: Arc<dyn EventLog> = match &settings.storage {
             Storage::Disk { dir, durability } => {
@@ -43,10 +49,12 @@ impl Application {
         };
         let registry = Arc::new(TenantRegistry::new(
             Arc::clone(&log),
-            settings.arbiters,
-            settings.queue_limit,
+            RegistryOptions {
+                arbiters: settings.arbiters,
+                queue_limit: settings.queue_limit,
+                snapshot_every: settings.snapshot_every,
+            },
         ));
-        let recovery = registry.recover_all()?;
         let bind_error = |source| StartError::Bind {
             address: settings.listen.clone(),
             source,
@@ -57,15 +65,40 @@ impl Application {
             registry: Arc::clone(&registry),
             auth: settings.auth.clone(),
             max_body_bytes: settings.max_body_bytes,
+            metrics: crate::metrics::Metrics::default(),
+            admin: AdminAccess {
+                key: settings.admin_key.clone(),
+                loopback: address.ip().is_loopback(),
+            },
         };
         let server = http::server(listener, state, settings.workers, settings.handle_signals)
             .map_err(bind_error)?;
+        let recovering = Arc::clone(&registry);
+        let recovery = std::thread::Builder::new()
+            .name("recovery".into())
+            .spawn(move || match recovering.recover_all() {
+                Ok(summary) => {
+                    if !summary.broken.is_empty() {
+                        tracing::error!(tenants = ?summary.broken, "these tenants' logs could not be recovered: they answer 503");
+                    }
+                    tracing::info!(
+                        tenants = summary.tenants,
+                        events = summary.events,
+                        flows = summary.flows,
+                        from_snapshots = summary.from_snapshots,
+                        recovery_ms = summary.elapsed.as_millis() as u64,
+                        "recovered; ready"
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "recovery failed; the emulator stays unready"),
+            })
+            .map_err(StartError::Thread)?;
         Ok(Self {
             server,
             address,
             registry,
             log,
-            recovery,
+            recovery: Some(recovery),
         })
     }
 
@@ -75,12 +108,6 @@ impl Application {
         self.address
     }
 
-    /// What recovery found.
-    #[must_use]
-    pub fn recovery(&self) -> &RecoverySummary {
-        &self.recovery
-    }
-
     /// A handle to stop the server gracefully.
     #[must_use]
     pub fn handle(&self) -> ServerHandle {
@@ -88,19 +115,18 @@ impl Application {
     }
 
     /// Serves until stopped (signal or handle), then drains, stops the actors and flushes.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Self {
-            server,
-            registry,
-            log,
-            ..
-        } = self;
-        let served = server.await;
-        registry.shutdown();
-        if let Err(e) = log.flush() {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        let served = (&mut self.server).await;
+        if let Some(recovery) = self.recovery.take() {
+            if recovery.join().is_err() {
+                tracing::error!("the recovery thread panicked");
+            }
+        }
+        self.registry.shutdown();
+        if let Err(e) = self.log.flush() {
             tracing::error!(error = %e, "final flush failed");
         }
-        let stats = log.commit_stats();
+        let stats = self.log.commit_stats();
         if stats.flushes > 0 {
             tracing::info!(
                 flushes = stats.flushes,

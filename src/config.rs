@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use crate::http::AuthMode;
 
+/// (policy) Events between two snapshots of a tenant, by default.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
+
 /// Where events go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
@@ -41,6 +44,10 @@ pub struct Settings {
     pub queue_limit: usize,
     /// Whether SIGINT/SIGTERM stop the server (off in tests, which stop it by handle).
     pub handle_signals: bool,
+    /// Save a tenant snapshot every this many events (`None`: no snapshots).
+    pub snapshot_every: Option<u64>,
+    /// Key required by the admin routes (header `X-Emulator-Admin-Key`).
+    pub admin_key: Option<String>,
 }
 
 impl Settings {
@@ -58,6 +65,8 @@ impl Settings {
             arbiters: cores,
             queue_limit: 1024,
             handle_signals: true,
+            snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
+            admin_key: None,
         }
     }
 }

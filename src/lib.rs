@@ -11,7 +11,7 @@
 //!   the group commit, `evolve`s its state and replies.
 //! - [`store`] keeps every tenant's events in sled (or memory); one flush thread makes many
 //!   events durable at once.
-//! - [`admin`] serves `/_emulator/…`; [`cli`] is the command line; [`app`] wires one server
+//! - [`admin`] serves `/_emulator/…` (with counters from [`metrics`]); [`cli`] is the command line; [`app`] wires one server
 //!   run from [`config::Settings`]; [`telemetry`] sets up logging.
 //!
 //! On start every tenant is rebuilt from its log with the same `evolve` the live path uses.
@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;

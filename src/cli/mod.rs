@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::Application;
-use crate::config::{Durability, Settings, Storage};
+use crate::config::{Durability, Settings, Storage, DEFAULT_SNAPSHOT_EVERY};
 use crate::http::auth::{mint, Claims};
 use crate::http::AuthMode;
 use crate::tenant::TenantId;
@@ -78,6 +78,17 @@ struct ServeArgs {
     /// Requests one tenant may have queued before it answers 503 with Retry-After.
     #[arg(long, env = "USERFLOWS_MAX_QUEUE", default_value_t = 1024)]
     max_queue: usize,
+    /// Save a snapshot of a tenant every N events, so start-up replays at most N per tenant.
+    #[arg(long, env = "USERFLOWS_SNAPSHOT_EVERY", default_value_t = DEFAULT_SNAPSHOT_EVERY)]
+    snapshot_every: u64,
+    /// Neither save nor use snapshots: recovery replays every event.
+    #[arg(long, env = "USERFLOWS_NO_SNAPSHOTS")]
+    no_snapshots: bool,
+    /// Key the /_emulator admin routes require in the X-Emulator-Admin-Key header (health and
+    /// ready excepted). Without it, routes that change state answer 403 unless --listen is a
+    /// loopback address.
+    #[arg(long, env = "USERFLOWS_ADMIN_KEY")]
+    admin_key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +134,8 @@ impl ServeArgs {
             settings.workers = workers.max(1);
         }
         settings.queue_limit = self.max_queue.max(1);
+        settings.snapshot_every = (!self.no_snapshots).then_some(self.snapshot_every.max(1));
+        settings.admin_key = self.admin_key.clone().filter(|k| !k.is_empty());
         Ok(settings)
     }
 }
@@ -154,24 +167,16 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(&settings)?;
-        let recovery = app.recovery();
         let data = match &settings.storage {
             Storage::Disk { dir, durability } => {
                 format!("{} (durability: {durability:?})", dir.display())
             }
             Storage::Memory => "in memory (lost at exit)".to_owned(),
         };
-        if !recovery.broken.is_empty() {
-            tracing::error!(tenants = ?recovery.broken, "these tenants' logs could not be recovered: they answer 503");
-        }
         tracing::info!(
             address = %app.address(),
             data = %data,
-            tenants = recovery.tenants,
-            events = recovery.events,
-            flows = recovery.flows,
-            recovery_ms = recovery.elapsed.as_millis() as u64,
-            "userflows-emulator listening on http://{}/beta/identity/userFlows",
+            "userflows-emulator listening on http://{}/beta/identity/userFlows (ready once recovered: GET /_emulator/ready)",
             app.address()
         );
         app.run_until_stopped().await?;

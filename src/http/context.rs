@@ -1,6 +1,6 @@
 //! The request context: a fresh `request-id` per request, the caller's `client-request-id`
-//! echoed (or the request id when absent), stamped on every response, error or not, and one
-//! debug log line per request.
+//! echoed (or the request id when absent), stamped on every response, error or not; one
+//! debug log line and one metrics count per request.
 
 use std::time::Instant;
 
@@ -8,8 +8,10 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpRequest};
+use actix_web::{web, Error, HttpMessage, HttpRequest};
 
+use super::AppState;
+use crate::metrics::RouteLabel;
 use crate::tenant::RequestMeta;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
@@ -81,11 +83,27 @@ pub(super) async fn stamp(
     let path = req.path().to_owned();
     let mut response = next.call(req).await?;
     context.stamp_headers(response.headers_mut());
+    let elapsed = started.elapsed();
+    let route = response
+        .request()
+        .extensions()
+        .get::<RouteLabel>()
+        .copied()
+        .unwrap_or(if path.starts_with("/_emulator") {
+            RouteLabel::Admin
+        } else {
+            RouteLabel::Other
+        });
+    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+        state
+            .metrics
+            .record(route, response.status().as_u16(), elapsed);
+    }
     tracing::debug!(
         %method,
         %path,
         status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        micros = elapsed.as_micros() as u64,
         request_id = %context.request_id,
         "request"
     );

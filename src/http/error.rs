@@ -201,6 +201,7 @@ impl From<TenantError> for ApiError {
             TenantError::Busy { .. }
             | TenantError::Unavailable { .. }
             | TenantError::ShuttingDown
+            | TenantError::Recovering
             | TenantError::Storage(_) => Self::Unavailable(e.to_string()),
             TenantError::Internal(cause) => Self::Internal(cause),
         }

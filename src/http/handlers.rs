@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::web::{self, BytesMut};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use super::auth::tenant_of;
@@ -14,6 +14,7 @@ use super::response::{self, base_url, COLLECTION_PATH};
 use super::route::{self, Target};
 use super::AppState;
 use crate::domain::{parse_create_body, Command, DeleteUserFlow, DomainError, FlowKey};
+use crate::metrics::RouteLabel;
 use crate::tenant::{Read, ReadOutcome, TenantId, WriteOutcome};
 
 /// Entry point of every Graph request.
@@ -38,6 +39,15 @@ async fn route_request(
     let tenant = tenant_of(req.headers(), &state.auth)?;
     let target = route::parse(req.uri().path())?;
     let method = req.method();
+    let label = match &target {
+        Target::Collection if method == Method::GET => RouteLabel::List,
+        Target::Collection if method == Method::POST => RouteLabel::Create,
+        Target::Count => RouteLabel::Count,
+        Target::Item(_) if method == Method::GET => RouteLabel::Get,
+        Target::Item(_) if method == Method::DELETE => RouteLabel::Delete,
+        _ => RouteLabel::Other,
+    };
+    req.extensions_mut().insert(label);
     match target {
         Target::Collection if method == Method::GET => list(req, state, &tenant).await,
         Target::Collection if method == Method::POST => {

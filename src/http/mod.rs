@@ -21,6 +21,8 @@ pub use auth::AuthMode;
 pub use context::RequestContext;
 pub use error::ApiError;
 
+use crate::admin::AdminAccess;
+use crate::metrics::Metrics;
 use crate::tenant::TenantRegistry;
 
 /// What every request handler shares.
@@ -29,6 +31,8 @@ pub struct AppState {
     pub auth: AuthMode,
     /// Create bodies larger than this get 413 and are never parsed.
     pub max_body_bytes: usize,
+    pub metrics: Metrics,
+    pub admin: AdminAccess,
 }
 
 /// Builds the server on an already-bound listener (port 0 in tests).

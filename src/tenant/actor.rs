@@ -3,7 +3,7 @@
 //! durable state only, so no client sees a change a crash could take back.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,7 +11,10 @@ use actix::{Actor, AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
 
 use super::pending::{Pending, WithPending};
-use super::{answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, WriteOutcome};
+use super::recovery::save_snapshot_of;
+use super::{
+    answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
+};
 use crate::domain::{decide, evolve, Command, UserFlowEvent, UserFlows};
 use crate::store::{encode, Commit, EventLog, EventMeta, EventStream};
 
@@ -42,6 +45,11 @@ pub(super) struct Query {
     pub(super) reply: oneshot::Sender<Result<ReadOutcome, TenantError>>,
     pub(super) permit: Permit,
 }
+
+/// Stop the actor (the tenant is being reset): waiting clients get 503.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Stop;
 
 /// From the group commit: every event up to `up_to` is durable (or the flush failed).
 #[derive(Message)]
@@ -77,22 +85,41 @@ pub(super) struct TenantActor {
     pending: Pending,
     /// Replies held back until their event is durable, in seq order.
     waiting: VecDeque<Waiting>,
+    /// The seq of the last event applied to the durable state.
+    applied_seq: u64,
+    /// Save a snapshot every this many applied events (`None`: never).
+    snapshot_every: Option<u64>,
+    /// The seq of the last snapshot saved (or recovered from).
+    snapshot_seq: u64,
+    /// Events appended by every tenant, for metrics.
+    appended: Arc<AtomicU64>,
+}
+
+/// What an actor starts with.
+pub(super) struct ActorStart {
+    pub(super) tenant: TenantId,
+    pub(super) log: Arc<dyn EventLog>,
+    pub(super) stream: Box<dyn EventStream>,
+    pub(super) health: Health,
+    /// The seq the state stands at.
+    pub(super) applied_seq: u64,
+    pub(super) snapshot_every: Option<u64>,
+    pub(super) appended: Arc<AtomicU64>,
 }
 
 impl TenantActor {
-    pub(super) fn new(
-        tenant: TenantId,
-        log: Arc<dyn EventLog>,
-        stream: Box<dyn EventStream>,
-        health: Health,
-    ) -> Self {
+    pub(super) fn new(start: ActorStart) -> Self {
         Self {
-            tenant,
-            log,
-            stream,
-            health,
+            tenant: start.tenant,
+            log: start.log,
+            stream: start.stream,
+            health: start.health,
             pending: Pending::default(),
             waiting: VecDeque::new(),
+            applied_seq: start.applied_seq,
+            snapshot_every: start.snapshot_every,
+            snapshot_seq: start.applied_seq,
+            appended: start.appended,
         }
     }
 
@@ -130,12 +157,37 @@ impl TenantActor {
             tracing::error!(tenant = %self.tenant, seq, error = %e, "append failed");
             TenantError::Storage(e.to_string())
         })?;
+        self.appended.fetch_add(1, Ordering::Relaxed);
         Ok((seq, event))
     }
 
-    fn apply(&mut self, event: &UserFlowEvent) {
-        if let Health::Ready(flows) = &mut self.health {
-            evolve(flows, event);
+    /// Applies durable event `seq` and saves a snapshot when one is due.
+    fn apply(&mut self, seq: u64, event: &UserFlowEvent) {
+        let Health::Ready(flows) = &mut self.health else {
+            return;
+        };
+        evolve(flows, event);
+        self.applied_seq = seq;
+        if self
+            .snapshot_every
+            .is_some_and(|every| seq - self.snapshot_seq >= every)
+        {
+            save_snapshot_of(self.log.as_ref(), self.tenant.as_str(), seq, flows);
+            self.snapshot_seq = seq;
+        }
+    }
+
+    fn summary(&self) -> TenantSummary {
+        TenantSummary {
+            applied_seq: self.applied_seq,
+            flows: match &self.health {
+                Health::Ready(flows) => flows.len(),
+                Health::Broken(_) => 0,
+            },
+            broken: match &self.health {
+                Health::Ready(_) => None,
+                Health::Broken(reason) => Some(reason.clone()),
+            },
         }
     }
 }
@@ -181,7 +233,7 @@ impl Handler<Execute> for TenantActor {
             }
         };
         if self.log.commit() == Commit::OnAppend {
-            self.apply(&event);
+            self.apply(seq, &event);
             let _ = reply.send(Ok(outcome(event)));
             return;
         }
@@ -225,7 +277,7 @@ impl Handler<Durable> for TenantActor {
                 break;
             };
             let answer = decision.map(|event| {
-                self.apply(&event);
+                self.apply(seq, &event);
                 self.pending.settle(seq, &event);
                 outcome(event)
             });
@@ -243,11 +295,24 @@ impl Handler<Query> for TenantActor {
             reply,
             permit,
         } = msg;
-        let result = match &self.health {
-            Health::Ready(flows) => Ok(answer(flows, &read)),
-            Health::Broken(reason) => Err(self.unavailable(reason)),
+        let result = match (&self.health, &read) {
+            (_, Read::Summary) => Ok(ReadOutcome::Summary(self.summary())),
+            (Health::Ready(flows), _) => Ok(answer(flows, &read)),
+            (Health::Broken(reason), _) => Err(self.unavailable(reason)),
         };
         drop(permit);
         let _ = reply.send(result);
+    }
+}
+
+impl Handler<Stop> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Self::Context) {
+        for waiting in self.waiting.drain(..) {
+            let _ = waiting.reply.send(Err(TenantError::ShuttingDown));
+        }
+        self.pending.clear();
+        actix::ActorContext::stop(ctx);
     }
 }

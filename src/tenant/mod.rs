@@ -11,8 +11,8 @@ use std::fmt;
 
 use crate::domain::{DomainError, FlowKey, UserFlow, UserFlowId, UserFlows};
 
-pub use recovery::{replay, Recovered, RecoveryError};
-pub use registry::{RecoverySummary, TenantHandle, TenantRegistry};
+pub use recovery::{recover, replay, Recovered, Recovery, RecoveryError};
+pub use registry::{RecoverySummary, RegistryOptions, TenantHandle, TenantRegistry};
 
 /// (policy) Longest tenant id accepted from a token.
 const MAX_TENANT_LEN: usize = 128;
@@ -70,6 +70,18 @@ pub enum Read {
         size: usize,
     },
     Count,
+    /// The tenant's position and health, for the admin routes.
+    Summary,
+}
+
+/// Where a tenant stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSummary {
+    /// The seq of the last durable event applied (what reads see).
+    pub applied_seq: u64,
+    pub flows: usize,
+    /// Why the tenant answers 503, when it does.
+    pub broken: Option<String>,
 }
 
 /// The answer to a [`Read`].
@@ -84,6 +96,7 @@ pub enum ReadOutcome {
         total: usize,
     },
     Count(usize),
+    Summary(TenantSummary),
 }
 
 /// Answers a read from a state: the one place reads are computed.
@@ -100,11 +113,16 @@ pub fn answer(flows: &UserFlows, read: &Read) -> ReadOutcome {
             }
         }
         Read::Count => ReadOutcome::Count(flows.len()),
+        Read::Summary => ReadOutcome::Summary(TenantSummary {
+            applied_seq: 0,
+            flows: flows.len(),
+            broken: None,
+        }),
     }
 }
 
 /// Why a tenant could not answer. HTTP maps `Domain` by its variant, `Busy`, `Unavailable`,
-/// `ShuttingDown` and `Storage` to 503 `serviceNotAvailable` with `Retry-After`, and `Internal`
+/// `ShuttingDown`, `Recovering` and `Storage` to 503 `serviceNotAvailable` with `Retry-After`, and `Internal`
 /// to 500.
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
@@ -116,6 +134,8 @@ pub enum TenantError {
     Unavailable { tenant: TenantId, reason: String },
     #[error("the emulator is shutting down")]
     ShuttingDown,
+    #[error("the emulator is still recovering tenants from the event log; retry shortly")]
+    Recovering,
     #[error("storage failure: {0}")]
     Storage(String),
     #[error("internal error: {0}")]

@@ -1,10 +1,10 @@
 //! The registry: exactly one actor per tenant (invariant 1), spread over a small pool of
 //! arbiters by a hash of the tenant, each behind a bounded queue. Recovers every tenant in
-//! parallel at start.
+//! parallel; until that is done it is not ready and tenants answer 503. Resets a tenant.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -12,13 +12,13 @@ use actix::dev::ArbiterHandle;
 use actix::{Actor, Addr, Arbiter};
 use tokio::sync::oneshot;
 
-use super::actor::{Execute, Health, Permit, Query, TenantActor};
-use super::recovery::replay;
+use super::actor::{ActorStart, Execute, Health, Permit, Query, Stop, TenantActor};
+use super::recovery::recover;
 use super::{answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, WriteOutcome};
 use crate::domain::{Command, UserFlows};
 use crate::store::{EventLog, EventStream, StoreError};
 
-type RecoveredStream = Result<(Box<dyn EventStream>, Health), StoreError>;
+type RecoveredStream = Result<(Box<dyn EventStream>, Health, u64), StoreError>;
 
 /// What start-up recovery found.
 #[derive(Debug, Clone, Default)]
@@ -26,9 +26,22 @@ pub struct RecoverySummary {
     pub tenants: usize,
     pub events: u64,
     pub flows: usize,
+    /// Tenants that started from a snapshot.
+    pub from_snapshots: usize,
     /// Tenants whose log could not be recovered (they answer 503).
     pub broken: Vec<String>,
     pub elapsed: Duration,
+}
+
+/// How the registry is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryOptions {
+    /// Arbiter threads the actors are spread over.
+    pub arbiters: usize,
+    /// Requests a tenant may have queued before it answers 503.
+    pub queue_limit: usize,
+    /// Save a snapshot every this many events (`None`: never).
+    pub snapshot_every: Option<u64>,
 }
 
 /// The way to one tenant's actor.
@@ -51,6 +64,12 @@ impl TenantHandle {
             });
         }
         Ok(permit)
+    }
+
+    /// Requests waiting to be taken up.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Runs a command; resolves once its event is durable (or it was refused).
@@ -83,6 +102,12 @@ impl TenantHandle {
     }
 }
 
+enum Slot {
+    Running(TenantHandle),
+    /// Being reset: requests get 503 until the old stream is gone.
+    Resetting,
+}
+
 /// Every tenant's actor.
 pub struct TenantRegistry {
     log: Arc<dyn EventLog>,
@@ -90,91 +115,129 @@ pub struct TenantRegistry {
     /// Kept to stop and join the arbiter threads at shutdown, so every stream handle (and the
     /// storage lock it holds) is released before the process reopens the directory.
     owned_arbiters: Mutex<Vec<Arbiter>>,
-    tenants: RwLock<HashMap<TenantId, TenantHandle>>,
-    queue_limit: usize,
+    tenants: RwLock<HashMap<TenantId, Slot>>,
+    options: RegistryOptions,
     hasher: std::collections::hash_map::RandomState,
+    /// Events appended by all tenants since start, for metrics.
+    appended: Arc<AtomicU64>,
+    /// Set once every tenant of the log is recovered. Before, no tenant is served: a new actor
+    /// on a not yet recovered stream would start from an empty state.
+    ready: AtomicBool,
+    recovery: Mutex<Option<RecoverySummary>>,
 }
 
 impl TenantRegistry {
-    /// Starts `arbiter_count` arbiters. Must run inside an actix `System`.
+    /// Starts the arbiters. Must run inside an actix `System`.
     #[must_use]
-    pub fn new(log: Arc<dyn EventLog>, arbiter_count: usize, queue_limit: usize) -> Self {
-        let owned: Vec<Arbiter> = (0..arbiter_count.max(1)).map(|_| Arbiter::new()).collect();
+    pub fn new(log: Arc<dyn EventLog>, options: RegistryOptions) -> Self {
+        let owned: Vec<Arbiter> = (0..options.arbiters.max(1))
+            .map(|_| Arbiter::new())
+            .collect();
         let arbiters = owned.iter().map(Arbiter::handle).collect();
         Self {
             log,
             arbiters,
             owned_arbiters: Mutex::new(owned),
             tenants: RwLock::new(HashMap::new()),
-            queue_limit: queue_limit.max(1),
+            options: RegistryOptions {
+                queue_limit: options.queue_limit.max(1),
+                ..options
+            },
             hasher: std::collections::hash_map::RandomState::new(),
+            appended: Arc::new(AtomicU64::new(0)),
+            ready: AtomicBool::new(false),
+            recovery: Mutex::new(None),
         }
     }
 
-    /// Rebuilds every tenant of the log, in parallel, before any request is answered.
+    /// Rebuilds every tenant of the log, in parallel, then marks the registry ready. May run on
+    /// any thread.
     pub fn recover_all(&self) -> Result<RecoverySummary, StoreError> {
         let started = Instant::now();
         let mut names = self.log.tenants()?;
         names.sort();
+        tracing::info!(tenants = names.len(), "recovering tenants");
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<(String, RecoveredStream)>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<(String, RecoveredStream, bool)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..workers.min(names.len()) {
                 scope.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(name) = names.get(i) else { break };
-                    let result = self.recover_one(name);
+                    let (result, from_snapshot) = self.recover_one(name);
                     if let Ok(mut results) = results.lock() {
-                        results.push((name.clone(), result));
+                        results.push((name.clone(), result, from_snapshot));
                     }
                 });
             }
         });
         let results = results.into_inner().map_err(|_| StoreError::Poisoned)?;
         let mut summary = RecoverySummary::default();
-        for (name, result) in results {
-            let (stream, health) = result?;
+        for (name, result, from_snapshot) in results {
+            let (stream, health, applied_seq) = result?;
             let Some(tenant) = TenantId::parse(&name) else {
                 tracing::warn!(tenant = %name, "skipping a stream whose name is not a tenant id");
                 continue;
             };
             summary.tenants += 1;
+            summary.from_snapshots += usize::from(from_snapshot);
             match &health {
                 Health::Ready(flows) => {
-                    summary.events += stream.last_seq();
+                    summary.events += applied_seq;
                     summary.flows += flows.len();
                 }
                 Health::Broken(_) => summary.broken.push(name.clone()),
             }
-            let handle = self.spawn_actor(&tenant, stream, health);
+            let handle = self.spawn_actor(&tenant, stream, health, applied_seq);
             self.tenants
                 .write()
                 .map_err(|_| StoreError::Poisoned)?
-                .insert(tenant, handle);
+                .insert(tenant, Slot::Running(handle));
         }
         summary.broken.sort();
         summary.elapsed = started.elapsed();
+        if let Ok(mut recovery) = self.recovery.lock() {
+            *recovery = Some(summary.clone());
+        }
+        self.ready.store(true, Ordering::Release);
         Ok(summary)
     }
 
-    fn recover_one(&self, name: &str) -> RecoveredStream {
-        let stream = self.log.open(name)?;
-        let health = match replay(stream.as_ref(), name, None, |_| {}) {
-            Ok(recovered) if recovered.last_seq == stream.last_seq() => {
-                Health::Ready(recovered.flows)
+    fn recover_one(&self, name: &str) -> (RecoveredStream, bool) {
+        let stream = match self.log.open(name) {
+            Ok(stream) => stream,
+            Err(e) => return (Err(e), false),
+        };
+        let recovery = recover(
+            self.log.as_ref(),
+            stream.as_ref(),
+            name,
+            self.options.snapshot_every,
+        );
+        match recovery {
+            Ok(r) if r.recovered.last_seq == stream.last_seq() => {
+                let from_snapshot = r.from_snapshot.is_some();
+                let seq = r.recovered.last_seq;
+                (
+                    Ok((stream, Health::Ready(r.recovered.flows), seq)),
+                    from_snapshot,
+                )
             }
-            Ok(recovered) => Health::Broken(format!(
-                "replay stopped at seq {} of {}",
-                recovered.last_seq,
-                stream.last_seq()
-            )),
+            Ok(r) => {
+                let reason = format!(
+                    "tenant {name}: replay stopped at seq {} of {}",
+                    r.recovered.last_seq,
+                    stream.last_seq()
+                );
+                tracing::error!(tenant = %name, %reason, "tenant log cannot be recovered; it will answer 503");
+                (Ok((stream, Health::Broken(reason), 0)), false)
+            }
             Err(e) => {
                 tracing::error!(tenant = %name, error = %e, "tenant log cannot be recovered; it will answer 503");
-                Health::Broken(e.to_string())
+                (Ok((stream, Health::Broken(e.to_string()), 0)), false)
             }
-        };
-        Ok((stream, health))
+        }
     }
 
     fn spawn_actor(
@@ -182,22 +245,76 @@ impl TenantRegistry {
         tenant: &TenantId,
         stream: Box<dyn EventStream>,
         health: Health,
+        applied_seq: u64,
     ) -> TenantHandle {
         let slot = self.hasher.hash_one(tenant) % self.arbiters.len() as u64;
         let arbiter = &self.arbiters[slot as usize];
-        let actor = TenantActor::new(tenant.clone(), Arc::clone(&self.log), stream, health);
+        let actor = TenantActor::new(ActorStart {
+            tenant: tenant.clone(),
+            log: Arc::clone(&self.log),
+            stream,
+            health,
+            applied_seq,
+            snapshot_every: self.options.snapshot_every,
+            appended: Arc::clone(&self.appended),
+        });
         TenantHandle {
             tenant: tenant.clone(),
             addr: TenantActor::start_in_arbiter(arbiter, move |_| actor),
             queued: Arc::new(AtomicUsize::new(0)),
-            queue_limit: self.queue_limit,
+            queue_limit: self.options.queue_limit,
         }
+    }
+
+    /// Whether every tenant is recovered.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// What recovery found, once it is done.
+    #[must_use]
+    pub fn recovery(&self) -> Option<RecoverySummary> {
+        self.recovery.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Events appended by all tenants since start.
+    #[must_use]
+    pub fn events_appended(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
+    }
+
+    /// The log behind every tenant.
+    #[must_use]
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// Every tenant with an actor, sorted, with its handle.
+    pub fn handles(&self) -> Result<Vec<(TenantId, TenantHandle)>, TenantError> {
+        let tenants = self.tenants.read().map_err(|_| poisoned())?;
+        let mut handles: Vec<(TenantId, TenantHandle)> = tenants
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Running(handle) => Some((id.clone(), handle.clone())),
+                Slot::Resetting => None,
+            })
+            .collect();
+        handles.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(handles)
     }
 
     /// The actor of a tenant that has a log, if any.
     pub fn get(&self, tenant: &TenantId) -> Result<Option<TenantHandle>, TenantError> {
+        if !self.is_ready() {
+            return Err(TenantError::Recovering);
+        }
         let tenants = self.tenants.read().map_err(|_| poisoned())?;
-        Ok(tenants.get(tenant).cloned())
+        match tenants.get(tenant) {
+            Some(Slot::Running(handle)) => Ok(Some(handle.clone())),
+            Some(Slot::Resetting) => Err(resetting(tenant)),
+            None => Ok(None),
+        }
     }
 
     /// The actor of a tenant, started (with an empty stream) on its first write.
@@ -206,16 +323,19 @@ impl TenantRegistry {
             return Ok(handle);
         }
         let mut tenants = self.tenants.write().map_err(|_| poisoned())?;
-        if let Some(handle) = tenants.get(tenant) {
-            return Ok(handle.clone());
+        match tenants.get(tenant) {
+            Some(Slot::Running(handle)) => return Ok(handle.clone()),
+            Some(Slot::Resetting) => return Err(resetting(tenant)),
+            None => {}
         }
         // Opened under the write lock: exactly one actor (one writer) per tenant.
         let stream = self
             .log
             .open(tenant.as_str())
             .map_err(|e| TenantError::Storage(e.to_string()))?;
-        let handle = self.spawn_actor(tenant, stream, Health::Ready(UserFlows::default()));
-        tenants.insert(tenant.clone(), handle.clone());
+        let applied = stream.last_seq();
+        let handle = self.spawn_actor(tenant, stream, Health::Ready(UserFlows::default()), applied);
+        tenants.insert(tenant.clone(), Slot::Running(handle.clone()));
         Ok(handle)
     }
 
@@ -235,6 +355,41 @@ impl TenantRegistry {
             Some(handle) => handle.read(read).await,
             None => Ok(answer(&UserFlows::default(), &read)),
         }
+    }
+
+    /// Deletes a tenant's log, snapshots and state (destructive, for test isolation). Returns
+    /// whether the tenant had anything.
+    pub async fn reset(&self, tenant: &TenantId) -> Result<bool, TenantError> {
+        if !self.is_ready() {
+            return Err(TenantError::Recovering);
+        }
+        let previous = {
+            let mut tenants = self.tenants.write().map_err(|_| poisoned())?;
+            match tenants.insert(tenant.clone(), Slot::Resetting) {
+                Some(Slot::Resetting) => return Err(resetting(tenant)),
+                Some(Slot::Running(handle)) => Some(handle),
+                None => None,
+            }
+        };
+        if let Some(handle) = &previous {
+            // Wait until the actor has stopped: it holds the only writable stream.
+            let _ = handle.addr.send(Stop).await;
+        }
+        let existed = previous.is_some()
+            || self
+                .log
+                .has_tenant(tenant.as_str())
+                .map_err(|e| TenantError::Storage(e.to_string()))?;
+        let removed = self
+            .log
+            .remove_tenant(tenant.as_str())
+            .map_err(|e| TenantError::Storage(e.to_string()));
+        if let Ok(mut tenants) = self.tenants.write() {
+            tenants.remove(tenant);
+        }
+        removed?;
+        tracing::info!(%tenant, "tenant reset");
+        Ok(existed)
     }
 
     /// Stops every actor and joins the arbiter threads.
@@ -257,6 +412,12 @@ impl TenantRegistry {
 
 fn poisoned() -> TenantError {
     TenantError::Internal("the tenant registry lock was poisoned".to_owned())
+}
+
+fn resetting(tenant: &TenantId) -> TenantError {
+    TenantError::Busy {
+        tenant: tenant.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +485,14 @@ mod tests {
         })
     }
 
+    fn options(queue_limit: usize) -> RegistryOptions {
+        RegistryOptions {
+            arbiters: 1,
+            queue_limit,
+            snapshot_every: None,
+        }
+    }
+
     fn meta() -> RequestMeta {
         RequestMeta {
             request_id: "r".into(),
@@ -340,7 +509,8 @@ mod tests {
     #[actix_web::test]
     async fn nothing_decided_against_a_pending_write_is_seen_before_its_flush() {
         let log = Arc::new(HeldLog::default());
-        let registry = TenantRegistry::new(Arc::clone(&log) as Arc<dyn EventLog>, 1, 16);
+        let registry = TenantRegistry::new(Arc::clone(&log) as Arc<dyn EventLog>, options(16));
+        registry.recover_all().unwrap();
         let handle = registry
             .get_or_start(&TenantId::parse("t").unwrap())
             .unwrap();
@@ -372,7 +542,8 @@ mod tests {
 
     #[actix_web::test]
     async fn a_full_queue_answers_busy_at_once_and_serves_again_when_drained() {
-        let registry = TenantRegistry::new(Arc::new(MemoryEventLog::new()), 1, 2);
+        let registry = TenantRegistry::new(Arc::new(MemoryEventLog::new()), options(2));
+        registry.recover_all().unwrap();
         let tenant = TenantId::parse("t").unwrap();
         let handle = registry.get_or_start(&tenant).unwrap();
         // Hold the only arbiter thread so that messages wait in the queue.

@@ -39,7 +39,9 @@ fn start_binary(dir: &Path) -> (Child, String) {
     let address = receiver
         .recv_timeout(std::time::Duration::from_secs(60))
         .expect("the binary logs its address");
-    (child, format!("http://{address}"))
+    let address = format!("http://{address}");
+    crate::helpers::wait_until_ready(&address);
+    (child, address)
 }
 
 /// The status of a create, or the transport error as text.

@@ -145,7 +145,27 @@ fn start(settings: &Settings) -> (String, Running) {
         });
     });
     let (address, handle) = receiver.recv().unwrap().expect("the server starts");
-    (format!("http://{address}"), Running { handle, thread })
+    let address = format!("http://{address}");
+    wait_until_ready(&address);
+    (address, Running { handle, thread })
+}
+
+/// Waits until `GET /_emulator/ready` answers 200 (recovery runs after the server binds).
+pub fn wait_until_ready(address: &str) {
+    let agent = ureq::AgentBuilder::new().build();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match agent.get(&format!("{address}/_emulator/ready")).call() {
+            Ok(r) if r.status() == 200 => return,
+            Ok(_) | Err(ureq::Error::Status(503, _)) => {}
+            Err(e) => panic!("ready check: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 impl TestApp {
