@@ -91,6 +91,7 @@ async fn ready(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             "tenants": summary.tenants,
             "events": summary.events,
             "unavailableTenants": summary.broken,
+            "fromSnapshots": summary.from_snapshots,
             "recoveryMs": summary.elapsed.as_millis() as u64,
         })),
         _ => ApiError::Unavailable(

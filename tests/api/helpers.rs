@@ -144,7 +144,11 @@ fn start(settings: &Settings) -> (String, Running) {
             }
         });
     });
-    let (address, handle) = receiver.recv().unwrap().expect("the server starts");
+    let (mut address, handle) = receiver.recv().unwrap().expect("the server starts");
+    if address.ip().is_unspecified() {
+        // Listening on every interface: talk to it over loopback only.
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
     let address = format!("http://{address}");
     wait_until_ready(&address);
     (address, Running { handle, thread })

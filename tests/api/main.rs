@@ -2,6 +2,7 @@
 //! dirs, driven over HTTP like a client would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+mod admin;
 mod auth;
 mod crash;
 mod create;
@@ -10,3 +11,4 @@ mod read;
 mod recovery;
 mod restart;
 mod routes;
+mod snapshots;

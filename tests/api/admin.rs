@@ -1,0 +1,206 @@
+//! The `/_emulator` routes: metrics, tenants, live events, reset and their protection.
+
+use serde_json::Value;
+
+use crate::helpers::{flow, spawn_app, spawn_app_with, token_for, OTHER_TENANT, TENANT};
+
+fn events(app: &crate::helpers::TestApp, tenant: &str, query: &str) -> Vec<Value> {
+    let r = app.request(
+        "GET",
+        &format!("/_emulator/tenants/{tenant}/events?{query}"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    r.body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn metrics_count_requests_events_and_flushes() {
+    let app = spawn_app();
+    for id in ["a", "b", "c"] {
+        assert_eq!(app.create(&flow(id)).status, 201);
+    }
+    assert_eq!(app.create(&flow("a")).status, 409);
+    assert_eq!(app.get("B2C_1_a").status, 200);
+    let r = app.request("GET", "/_emulator/metrics", &[], None);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    for line in [
+        "userflows_requests_total{route=\"create\",status=\"201\"} 3",
+        "userflows_requests_total{route=\"create\",status=\"409\"} 1",
+        "userflows_requests_total{route=\"get\",status=\"200\"} 1",
+        "userflows_events_appended_total 3",
+        "userflows_flushed_events_total 3",
+        "userflows_tenants 1",
+        "userflows_ready 1",
+        "userflows_queue_depth 0",
+    ] {
+        assert!(r.body.lines().any(|l| l == line), "{line} in\n{}", r.body);
+    }
+    assert!(r
+        .body
+        .contains("userflows_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert!(r.body.contains("userflows_events_per_flush "));
+    assert!(r.body.contains("userflows_recovery_seconds "));
+}
+
+#[test]
+fn tenants_lists_each_tenant_with_its_position() {
+    let app = spawn_app();
+    app.create(&flow("a"));
+    app.create(&flow("b"));
+    app.delete("B2C_1_a");
+    app.create_as(&token_for(OTHER_TENANT), &flow("x"));
+    let body = app.request("GET", "/_emulator/tenants", &[], None).json();
+    let rows = body["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let mine = rows.iter().find(|r| r["tenantId"] == TENANT).unwrap();
+    assert_eq!(
+        (
+            mine["status"].as_str(),
+            mine["lastSeq"].as_u64(),
+            mine["flows"].as_u64()
+        ),
+        (Some("ready"), Some(3), Some(1))
+    );
+    let theirs = rows.iter().find(|r| r["tenantId"] == OTHER_TENANT).unwrap();
+    assert_eq!(
+        (theirs["lastSeq"].as_u64(), theirs["flows"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+#[test]
+fn events_are_the_durable_envelopes_as_ndjson() {
+    let app = spawn_app();
+    app.request(
+        "POST",
+        "/beta/identity/userFlows",
+        &[
+            ("Content-Type", "application/json"),
+            ("client-request-id", "trace-1"),
+        ],
+        Some(&flow("a").to_string()),
+    );
+    app.create(&flow("b"));
+    app.delete("B2C_1_a");
+    let all = events(&app, TENANT, "");
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    let types: Vec<&str> = all
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        vec!["UserFlowCreated", "UserFlowCreated", "UserFlowDeleted"]
+    );
+    let first = &all[0];
+    assert_eq!(first["tenant_id"], TENANT);
+    assert_eq!(first["client_request_id"], "trace-1");
+    assert_eq!(first["schema_version"], 1);
+    assert_eq!(first["payload"]["id"], "B2C_1_a");
+    assert!(first["recorded_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(all[2]["payload"], serde_json::json!({"id": "B2C_1_a"}));
+
+    let window: Vec<u64> = events(&app, TENANT, "from=2&limit=1")
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(window, vec![2]);
+    assert_eq!(
+        app.request("GET", "/_emulator/tenants/nobody/events", &[], None)
+            .status,
+        404
+    );
+    let bad = app.request("GET", "/_emulator/tenants/bad%2Fid/events", &[], None);
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_code(), "BadRequest");
+}
+
+#[test]
+fn reset_empties_one_tenant_and_leaves_the_others() {
+    let mut app = spawn_app();
+    app.create(&flow("a"));
+    app.create(&flow("b"));
+    let other = token_for(OTHER_TENANT);
+    app.create_as(&other, &flow("keep"));
+
+    let r = app.request("DELETE", &format!("/_emulator/tenants/{TENANT}"), &[], None);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(app.count().body, "0");
+    assert_eq!(app.get("B2C_1_a").status, 404);
+    assert_eq!(app.get_as(&other, "B2C_1_keep").status, 200);
+    // The tenant starts again from seq 1.
+    assert_eq!(app.create(&flow("a")).status, 201);
+    let seqs: Vec<u64> = events(&app, TENANT, "")
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1]);
+
+    app.restart();
+    assert_eq!(app.list_all(""), vec!["B2C_1_a"]);
+    assert_eq!(app.get_as(&other, "B2C_1_keep").status, 200);
+}
+
+#[test]
+fn an_admin_key_guards_every_admin_route_but_health_and_ready() {
+    let app = spawn_app_with(|s| s.admin_key = Some("s3cret".to_owned()));
+    app.create(&flow("a"));
+    for (method, path) in [
+        ("GET", "/_emulator/metrics"),
+        ("GET", "/_emulator/tenants"),
+        ("GET", "/_emulator/tenants/t/events"),
+        ("DELETE", &format!("/_emulator/tenants/{TENANT}") as &str),
+    ] {
+        let r = app.request(method, path, &[], None);
+        assert_eq!(r.status, 403, "{method} {path}");
+        assert_eq!(r.error_code(), "Authorization_RequestDenied");
+        let wrong = app.request(method, path, &[("X-Emulator-Admin-Key", "nope")], None);
+        assert_eq!(wrong.status, 403, "{method} {path}");
+    }
+    assert_eq!(
+        app.request("GET", "/_emulator/health", &[], None).status,
+        200
+    );
+    assert_eq!(
+        app.request("GET", "/_emulator/ready", &[], None).status,
+        200
+    );
+    let key = [("X-Emulator-Admin-Key", "s3cret")];
+    assert_eq!(
+        app.request("GET", "/_emulator/metrics", &key, None).status,
+        200
+    );
+    assert_eq!(
+        app.request(
+            "DELETE",
+            &format!("/_emulator/tenants/{TENANT}"),
+            &key,
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(app.count().body, "0");
+}
+
+#[test]
+fn without_a_key_a_non_loopback_server_refuses_state_changes() {
+    let app = spawn_app_with(|s| s.listen = "0.0.0.0:0".to_owned());
+    app.create(&flow("a"));
+    let r = app.request("DELETE", &format!("/_emulator/tenants/{TENANT}"), &[], None);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.error_code(), "Authorization_RequestDenied");
+    assert_eq!(app.count().body, "1");
+    assert_eq!(
+        app.request("GET", "/_emulator/metrics", &[], None).status,
+        200
+    );
+}
