@@ -1,4 +1,7 @@
-//! The command line: `serve` (the default) and `token`. Each flag has an environment fallback.
+//! The command line: `serve` (the default), `log` (offline work on a data directory) and `token`.
+//! Each flag has an environment fallback.
+
+mod log;
 
 use std::path::PathBuf;
 
@@ -32,6 +35,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print a bearer token (a JWT) for a tenant, for curl, SDKs and load tests.
     Token(TokenArgs),
+    /// Inspect, replay, verify, export or import the event log of a stopped server.
+    Log(log::LogArgs),
 }
 
 /// How requests are tied to tenants.
@@ -146,6 +151,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Token(args)) => token(&args),
         Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Log(args)) => log::run(args),
         None => serve(&cli.serve),
     }
 }

@@ -45,6 +45,14 @@ impl SledEventLog {
         };
         Ok(Self { db, group_commit })
     }
+
+    /// Whether `dir` already holds a sled database (sled writes its `conf` file when it creates
+    /// one). Read-only tools check this so that a mistyped path is an error rather than a new,
+    /// empty database.
+    #[must_use]
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join("conf").is_file()
+    }
 }
 
 fn locked_or(error: sled::Error, dir: &Path) -> StoreError {
