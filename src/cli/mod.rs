@@ -83,7 +83,8 @@ struct ServeArgs {
     /// Requests one tenant may have queued before it answers 503 with Retry-After.
     #[arg(long, env = "USERFLOWS_MAX_QUEUE", default_value_t = 1024)]
     max_queue: usize,
-    /// Save a snapshot of a tenant every N events, so start-up replays at most N per tenant.
+    /// Save a snapshot of a tenant after N events (or after as many events as it has flows,
+    /// when that is more), so start-up replays at most that many events per tenant.
     #[arg(long, env = "USERFLOWS_SNAPSHOT_EVERY", default_value_t = DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
     /// Neither save nor use snapshots: recovery replays every event.

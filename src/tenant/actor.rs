@@ -11,7 +11,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
 
 use super::pending::{Pending, WithPending};
-use super::recovery::save_snapshot_of;
+use super::recovery::{save_snapshot_of, snapshot_due};
 use super::{
     answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
 };
@@ -168,10 +168,7 @@ impl TenantActor {
         };
         evolve(flows, event);
         self.applied_seq = seq;
-        if self
-            .snapshot_every
-            .is_some_and(|every| seq - self.snapshot_seq >= every)
-        {
+        if snapshot_due(self.snapshot_every, seq - self.snapshot_seq, flows.len()) {
             save_snapshot_of(self.log.as_ref(), self.tenant.as_str(), seq, flows);
             self.snapshot_seq = seq;
         }

@@ -83,13 +83,25 @@ pub fn recover(
     let from_snapshot = start.as_ref().map(|r| r.last_seq);
     let start_seq = from_snapshot.unwrap_or(0);
     let recovered = replay_onto(start.unwrap_or_default(), stream, tenant, None, |_| {})?;
-    if snapshot_every.is_some_and(|every| recovered.last_seq - start_seq >= every) {
+    if snapshot_due(
+        snapshot_every,
+        recovered.last_seq - start_seq,
+        recovered.flows.len(),
+    ) {
         save_snapshot(log, tenant, &recovered);
     }
     Ok(Recovery {
         recovered,
         from_snapshot,
     })
+}
+
+/// Whether a snapshot is due after `since` events on a state of `flows` flows. A snapshot costs
+/// O(flows), so one is taken only after at least `max(every, flows)` events: the cost per event
+/// stays constant however large the state grows, and recovery replays at most that many
+/// events after the snapshot, so start-up time follows the state's size, not the log's length.
+pub(super) fn snapshot_due(every: Option<u64>, since: u64, flows: usize) -> bool {
+    every.is_some_and(|every| since >= every.max(flows as u64))
 }
 
 /// Saves a snapshot of `state`; a failure only costs speed at the next start, so it is logged.
@@ -191,4 +203,21 @@ fn check(
         });
     }
     Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due;
+
+    #[test]
+    fn snapshots_are_due_after_max_of_interval_and_state_size() {
+        assert!(!snapshot_due(None, 1_000_000, 0));
+        assert!(!snapshot_due(Some(10), 9, 3));
+        assert!(snapshot_due(Some(10), 10, 3));
+        assert!(
+            !snapshot_due(Some(10), 10, 50),
+            "a large state waits longer"
+        );
+        assert!(snapshot_due(Some(10), 50, 50));
+    }
 }
