@@ -7,6 +7,7 @@ mod auth;
 mod crash;
 mod create;
 mod helpers;
+mod log_cli;
 mod read;
 mod recovery;
 mod restart;
