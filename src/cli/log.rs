@@ -256,7 +256,7 @@ fn progress(len: u64, what: &'static str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
+        ProgressStyle::with_template("{msg} [{wide_bar}] {pos}/{len} events, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(what);
