@@ -2,6 +2,7 @@
 //! the fields of [`Envelope`], `event_type` one of the domain's fixed names, `payload` the
 //! event's data. Reading goes through the upcaster chain, keyed by (event type, version).
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,37 @@ pub struct Envelope {
     pub request_id: String,
     pub client_request_id: String,
     pub payload: Box<RawValue>,
+}
+
+/// An envelope read in place: every field checked for presence and type, strings borrowed from
+/// the record (unless they hold escapes), so reading one allocates nothing. [`decode`] and
+/// [`decode_event`] both start here: one parser for tools and recovery.
+#[derive(Deserialize)]
+struct EnvelopeView<'a> {
+    #[serde(borrow)]
+    tenant_id: Cow<'a, str>,
+    seq: u64,
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    schema_version: u32,
+    #[serde(borrow)]
+    recorded_at: Cow<'a, str>,
+    #[serde(borrow)]
+    request_id: Cow<'a, str>,
+    #[serde(borrow)]
+    client_request_id: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+/// What recovery needs of a record: where it claims to be, and its event.
+#[derive(Debug)]
+pub struct EventRecord<'a> {
+    pub tenant_id: Cow<'a, str>,
+    pub seq: u64,
+    pub event: UserFlowEvent,
 }
 
 /// Who caused an event and when; the store adds the event id.
@@ -87,13 +119,37 @@ pub fn encode(
 
 /// Decodes one record, upcasting older schema versions.
 pub fn decode(bytes: &[u8]) -> Result<StoredEvent, CodecError> {
-    let envelope: Envelope = serde_json::from_slice(bytes)?;
-    let payload = upcast(
-        &envelope.event_type,
-        envelope.schema_version,
-        &envelope.payload,
-    )?;
-    let event = match envelope.event_type.as_str() {
+    let view: EnvelopeView<'_> = serde_json::from_slice(bytes)?;
+    let event = event_of(&view)?;
+    let envelope = Envelope {
+        tenant_id: view.tenant_id.into_owned(),
+        seq: view.seq,
+        event_id: view.event_id.into_owned(),
+        event_type: view.event_type.into_owned(),
+        schema_version: view.schema_version,
+        recorded_at: view.recorded_at.into_owned(),
+        request_id: view.request_id.into_owned(),
+        client_request_id: view.client_request_id.into_owned(),
+        payload: view.payload.to_owned(),
+    };
+    Ok(StoredEvent { envelope, event })
+}
+
+/// Decodes one record for recovery: the same checks as [`decode`], without copying the
+/// envelope's metadata.
+pub fn decode_event(bytes: &[u8]) -> Result<EventRecord<'_>, CodecError> {
+    let view: EnvelopeView<'_> = serde_json::from_slice(bytes)?;
+    let event = event_of(&view)?;
+    Ok(EventRecord {
+        tenant_id: view.tenant_id,
+        seq: view.seq,
+        event,
+    })
+}
+
+fn event_of(view: &EnvelopeView<'_>) -> Result<UserFlowEvent, CodecError> {
+    let payload = upcast(&view.event_type, view.schema_version, view.payload)?;
+    Ok(match view.event_type.as_ref() {
         USER_FLOW_CREATED => {
             UserFlowEvent::Created(serde_json::from_str::<UserFlow>(payload.get())?)
         }
@@ -102,8 +158,7 @@ pub fn decode(bytes: &[u8]) -> Result<StoredEvent, CodecError> {
             UserFlowEvent::Deleted { id: deleted.id }
         }
         other => return Err(CodecError::UnknownEventType(other.to_owned())),
-    };
-    Ok(StoredEvent { envelope, event })
+    })
 }
 
 /// The upcaster chain: brings a payload of (event type, version) to [`SCHEMA_VERSION`]. Empty
@@ -153,6 +208,10 @@ mod tests {
             id: UserFlowId::parse("B2C_1_Pol1").unwrap(),
         };
         for event in [created, deleted] {
+            let bytes = encode("t1", 7, &meta(), &event).unwrap();
+            let record = decode_event(&bytes).unwrap();
+            assert_eq!((record.tenant_id.as_ref(), record.seq), ("t1", 7));
+            assert_eq!(record.event, event);
             let stored = round_trip(&event);
             assert_eq!(stored.event, event);
             let e = &stored.envelope;

@@ -10,7 +10,10 @@ mod snapshot;
 
 use std::path::PathBuf;
 
-pub use envelope::{decode, encode, CodecError, Envelope, EventMeta, StoredEvent, SCHEMA_VERSION};
+pub use envelope::{
+    decode, decode_event, encode, CodecError, Envelope, EventMeta, EventRecord, StoredEvent,
+    SCHEMA_VERSION,
+};
 pub use group_commit::CommitStats;
 pub use memory_log::MemoryEventLog;
 pub use sled_log::{events_tree_name, SledEventLog};
