@@ -5,6 +5,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 
@@ -13,6 +14,9 @@ use crate::config::{Durability, Settings, Storage};
 use crate::http::{self, AppState};
 use crate::store::{EventLog, MemoryEventLog, SledEventLog, StoreError};
 use crate::tenant::{RegistryOptions, TenantRegistry};
+
+/// How long a stopping server waits for its HTTP workers to let go of the storage.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -115,12 +119,22 @@ impl Application {
     }
 
     /// Serves until stopped (signal or handle), then drains, stops the actors and flushes.
+    /// When it returns, the storage (and the data directory's lock) has been released.
     pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let served = (&mut self.server).await;
         if let Some(recovery) = self.recovery.take() {
             if recovery.join().is_err() {
                 tracing::error!("the recovery thread panicked");
             }
+        }
+        // The HTTP workers drop their copy of the app state, and with it the storage, on their
+        // own threads shortly after the server stops.
+        let deadline = Instant::now() + RELEASE_TIMEOUT;
+        while Arc::strong_count(&self.registry) > 1 && Instant::now() < deadline {
+            actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        if Arc::strong_count(&self.registry) > 1 {
+            tracing::warn!("HTTP workers still hold the app state; the storage may stay open");
         }
         self.registry.shutdown();
         if let Err(e) = self.log.flush() {
