@@ -1,0 +1,76 @@
+//! `loadtest`: goose scenarios against a running emulator. Takes every goose option (`--host`,
+//! `-u`, `-r`/`--increase-rate`, `-t`, `--scenarios`, `--report-file`, `--threshold` …) plus
+//! ours (tenant, contested ids, limits); exits non-zero when the run breaks a limit, when a
+//! contested id did not get exactly one 201, or when goose itself fails.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use goose::config::GooseConfiguration;
+use userflows_loadtests::{Limits, RunOptions};
+
+/// Load tests of userflows-emulator (goose). Scenarios: create, mixed, churn, conflict,
+/// multitenant (pick with --scenarios; all run when none is given).
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    disable_version_flag = true,
+    after_help = "Example: loadtest -H http://127.0.0.1:8080 --scenarios mixed -u 16 -r 8 -t 30s --report-file report.html --max-p99-ms 50"
+)]
+struct Cli {
+    #[command(flatten)]
+    goose: GooseConfiguration,
+
+    /// Tenant of every scenario but multitenant (each of its users gets a tenant of its own).
+    #[arg(long, default_value = "loadtest-tenant", help_heading = "Emulator")]
+    tenant: String,
+
+    /// How many ids the conflict scenario's users all try to create.
+    #[arg(long, default_value_t = 16, help_heading = "Emulator")]
+    conflict_ids: usize,
+
+    /// Fail the run (exit 1) when more than PERCENT of requests fail. Any unexpected status
+    /// is a failure, so the default 0 fails on the first one.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = 0.0,
+        help_heading = "Limits"
+    )]
+    max_error_rate: f64,
+
+    /// Fail the run (exit 1) when the 99th percentile response time over all requests is
+    /// above MS milliseconds.
+    #[arg(long, value_name = "MS", help_heading = "Limits")]
+    max_p99_ms: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let options = RunOptions {
+        tenant: cli.tenant,
+        conflict_ids: cli.conflict_ids,
+    };
+    let max_p99 = cli
+        .max_p99_ms
+        .map(|ms| Duration::try_from_secs_f64(ms / 1e3))
+        .transpose()
+        .context("--max-p99-ms must be a positive number of milliseconds")?;
+    let limits = Limits {
+        max_error_rate_percent: cli.max_error_rate,
+        max_p99,
+    };
+    let outcome = userflows_loadtests::run(cli.goose, &options, &limits)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the load test could not run")?;
+    eprintln!("{outcome}");
+    Ok(if outcome.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
