@@ -3,6 +3,7 @@
 //! ours (tenant, contested ids, limits); exits non-zero when the run breaks a limit, when a
 //! contested id did not get exactly one 201, or when goose itself fails.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,9 +48,25 @@ struct Cli {
     max_p99_ms: Option<f64>,
 }
 
+/// goose matches `--scenarios` against machine names (letters and digits only), so the
+/// `multi-tenant` scenario is `multitenant` there; accept the name as the docs spell it too.
+fn spell_scenarios(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut after_flag = false;
+    args.map(|arg| {
+        let is_value = std::mem::replace(&mut after_flag, arg == "--scenarios");
+        match arg.to_str() {
+            Some(text) if is_value || text.starts_with("--scenarios=") => {
+                text.replace("multi-tenant", "multitenant").into()
+            }
+            _ => arg,
+        }
+    })
+    .collect()
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(spell_scenarios(std::env::args_os()));
     let options = RunOptions {
         tenant: cli.tenant,
         conflict_ids: cli.conflict_ids,
