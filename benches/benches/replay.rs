@@ -6,6 +6,8 @@
     reason = "benchmark setup: a broken fixture must stop the run loudly, as in tests"
 )]
 
+use std::time::Duration;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use userflows_benches::{fill, TENANT};
 use userflows_emulator::store::{EventLog, SledEventLog};
@@ -13,6 +15,8 @@ use userflows_emulator::tenant::replay;
 
 fn replay_events(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
+    // 10 replays of 100k events take ~2.5 s: more than the default 2 s window.
+    group.measurement_time(Duration::from_secs(4));
     for n in [10_000_u64, 100_000] {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");
         // Filled in relaxed mode (faster to build); replay reads the same records either way.
