@@ -3,7 +3,7 @@
 //! stop finish in-flight work, stop the actors and flush.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -152,5 +152,90 @@ impl Application {
             tracing::info!("stopped");
         }
         served
+    }
+}
+
+/// A server on its own thread with its own actix `System`, for tests, benchmarks and programs
+/// that embed the emulator. Dropping it stops it gracefully.
+pub struct BackgroundServer {
+    address: SocketAddr,
+    handle: ServerHandle,
+    /// Weak: a stopping server waits until it holds the only reference to its registry.
+    registry: Weak<TenantRegistry>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    /// Builds and starts a server; returns once it listens (recovery may still be running: see
+    /// [`BackgroundServer::wait_ready`]).
+    pub fn start(settings: &Settings) -> Result<Self, StartError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let settings = settings.clone();
+        let thread = std::thread::Builder::new()
+            .name("emulator".into())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    match Application::build(&settings) {
+                        Ok(app) => {
+                            let started = (app.address(), app.handle(), Arc::downgrade(&app.registry));
+                            let _ = sender.send(Ok(started));
+                            if let Err(e) = app.run_until_stopped().await {
+                                tracing::error!(error = %e, "the server stopped with an error");
+                            }
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(StartError::Thread)?;
+        let (address, handle, registry) = receiver.recv().map_err(|_| {
+            StartError::Thread(std::io::Error::other(
+                "the server thread ended before it started",
+            ))
+        })??;
+        Ok(Self {
+            address,
+            handle,
+            registry,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    #[must_use]
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Waits until every tenant is recovered; `false` if that took longer than `timeout`.
+    #[must_use]
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.registry.upgrade().is_some_and(|r| r.is_ready()) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Stops gracefully and waits until the storage is released. Must not be called from an
+    /// actix thread.
+    pub fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            actix_web::rt::System::new().block_on(self.handle.stop(true));
+            if thread.join().is_err() {
+                tracing::error!("the server thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

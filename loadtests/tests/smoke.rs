@@ -4,84 +4,33 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use goose::config::GooseConfiguration;
-use userflows_emulator::app::Application;
+use userflows_emulator::app::BackgroundServer;
 use userflows_emulator::config::{Durability, Settings, Storage};
 use userflows_loadtests::{Limits, RunOptions};
 
-/// A running emulator; stopped (and its thread joined) on drop.
-struct Emulator {
-    address: String,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Emulator {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::new(
-            "127.0.0.1:0",
-            Storage::Disk {
-                dir: dir.path().join("data"),
-                durability: Durability::Flush,
-            },
-        );
-        settings.handle_signals = false;
-        settings.workers = 2;
-        settings.arbiters = 2;
-        let (sender, receiver) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                match Application::build(&settings) {
-                    Ok(app) => {
-                        sender.send(Ok((app.address(), app.handle()))).unwrap();
-                        app.run_until_stopped().await.unwrap();
-                    }
-                    Err(e) => sender.send(Err(e.to_string())).unwrap(),
-                }
-            });
-        });
-        let (address, handle) = receiver.recv().unwrap().expect("the emulator starts");
-        Self {
-            address: format!("http://{address}"),
-            handle,
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-
-    /// Waits until `GET /_emulator/ready` answers 200 (recovery runs after the bind).
-    async fn ready(&self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = client
-                .get(format!("{}/_emulator/ready", self.address))
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            match status {
-                Ok(200) => return,
-                Ok(503) => {}
-                other => panic!("ready check: {other:?}"),
-            }
-            assert!(Instant::now() < deadline, "not ready within 30 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        actix_web::rt::System::new().block_on(self.handle.stop(true));
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
+/// A durable emulator over a temp directory, on 127.0.0.1 port 0, ready to serve.
+fn start_emulator() -> (BackgroundServer, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new(
+        "127.0.0.1:0",
+        Storage::Disk {
+            dir: dir.path().join("data"),
+            durability: Durability::Flush,
+        },
+    );
+    settings.handle_signals = false;
+    settings.workers = 2;
+    settings.arbiters = 2;
+    let server = BackgroundServer::start(&settings).expect("the emulator starts");
+    assert!(
+        server.wait_ready(Duration::from_secs(30)),
+        "not ready within 30 s"
+    );
+    let address = format!("http://{}", server.address());
+    (server, address, dir)
 }
 
 /// What each request may answer, by goose's request name (method + name).
@@ -103,19 +52,18 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<u16>> {
 
 #[test]
 fn every_scenario_runs_clean_against_a_durable_emulator() {
-    let emulator = Emulator::start();
+    let (_emulator, address, _dir) = start_emulator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let outcome = runtime.block_on(async {
-        emulator.ready().await;
         // 10 users, 2 per scenario, all started in the first second, then 4 s of load;
         // metrics keep the ramp-up too so that every request is judged.
         let config = GooseConfiguration::parse_args_default(&[
             "--host",
-            &emulator.address,
+            &address,
             "--users",
             "10",
             "--increase-rate",

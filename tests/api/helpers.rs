@@ -1,12 +1,10 @@
 //! `spawn_app()` and `TestApp`: one method per API call, so tests read like a client.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use serde_json::{json, Value};
-use userflows_emulator::app::Application;
+use userflows_emulator::app::BackgroundServer;
 use userflows_emulator::config::{Durability, Settings, Storage};
 use userflows_emulator::http::auth::{mint, Claims};
 
@@ -79,11 +77,6 @@ pub fn flow(id: &str) -> Value {
     json!({"id": id, "userFlowType": "signUpOrSignIn", "userFlowTypeVersion": 1})
 }
 
-struct Running {
-    handle: ServerHandle,
-    thread: JoinHandle<()>,
-}
-
 /// A running emulator and a client for it.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
@@ -92,7 +85,7 @@ pub struct TestApp {
     /// The bearer token used by the plain methods.
     pub token: String,
     agent: ureq::Agent,
-    running: Option<Running>,
+    running: Option<BackgroundServer>,
     /// Kept so the directory lives as long as the app.
     _dir: Option<tempfile::TempDir>,
 }
@@ -130,28 +123,18 @@ pub fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
-fn start(settings: &Settings) -> (String, Running) {
-    let (sender, receiver) = mpsc::channel();
-    let settings = settings.clone();
-    let thread = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            match Application::build(&settings) {
-                Ok(app) => {
-                    sender.send(Ok((app.address(), app.handle()))).unwrap();
-                    app.run_until_stopped().await.unwrap();
-                }
-                Err(e) => sender.send(Err(e.to_string())).unwrap(),
-            }
-        });
-    });
-    let (mut address, handle) = receiver.recv().unwrap().expect("the server starts");
+fn start(settings: &Settings) -> (String, BackgroundServer) {
+    let server = BackgroundServer::start(settings).expect("the server starts");
+    assert!(
+        server.wait_ready(Duration::from_secs(60)),
+        "not ready within 60 s"
+    );
+    let mut address = server.address();
     if address.ip().is_unspecified() {
         // Listening on every interface: talk to it over loopback only.
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let address = format!("http://{address}");
-    wait_until_ready(&address);
-    (address, Running { handle, thread })
+    (format!("http://{address}"), server)
 }
 
 /// Waits until `GET /_emulator/ready` answers 200 (recovery runs after the server binds).
@@ -183,9 +166,8 @@ impl TestApp {
 
     /// Stops the server gracefully and waits until it has released the directory.
     pub fn stop(&mut self) {
-        if let Some(Running { handle, thread }) = self.running.take() {
-            actix_web::rt::System::new().block_on(handle.stop(true));
-            thread.join().unwrap();
+        if let Some(mut server) = self.running.take() {
+            server.stop();
         }
     }
 
