@@ -177,7 +177,8 @@ impl BackgroundServer {
                 actix_web::rt::System::new().block_on(async move {
                     match Application::build(&settings) {
                         Ok(app) => {
-                            let started = (app.address(), app.handle(), Arc::downgrade(&app.registry));
+                            let started =
+                                (app.address(), app.handle(), Arc::downgrade(&app.registry));
                             let _ = sender.send(Ok(started));
                             if let Err(e) = app.run_until_stopped().await {
                                 tracing::error!(error = %e, "the server stopped with an error");
