@@ -9,6 +9,9 @@ use super::group_commit::GroupCommit;
 use super::{Commit, CommitStats, DurableCallback, EventLog, EventStream, StoreError, Visit};
 
 const EVENTS_TREE_PREFIX: &str = "events/";
+/// sled's page cache (its default is 1 GiB). Logs are read once, in order, at recovery, and
+/// otherwise only appended to, so a large cache buys little and costs resident memory.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const SNAPSHOTS_TREE_PREFIX: &str = "snapshots/";
 /// Snapshots kept per tenant; older ones are dropped when a new one is saved.
 const SNAPSHOTS_KEPT: usize = 2;
@@ -35,6 +38,7 @@ impl SledEventLog {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
             .flush_every_ms(flush_every_ms)
             .open()
             .map_err(|e| locked_or(e, dir))?;
