@@ -41,6 +41,13 @@ impl UserFlowId {
         Ok(Self(full))
     }
 
+    /// An id read back from a stored event. Events are facts, so it is not validated again
+    /// (the same as deserializing one).
+    #[must_use]
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     /// The id as stored and answered.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -148,6 +155,13 @@ impl UserFlowTypeVersion {
                  Edm.Single greater than 0."
             ))
         }
+    }
+
+    /// A version read back from a stored event, not validated again (the same as deserializing
+    /// one).
+    #[must_use]
+    pub const fn from_stored(value: f32) -> Self {
+        Self(value)
     }
 
     /// The single-precision value.

@@ -2,6 +2,7 @@
 //! sequence number), the envelope and its JSON codec, the sled engine, an in-memory engine, and
 //! group commit. It sees serialized events only; it knows nothing of HTTP or actors.
 
+mod canonical;
 mod envelope;
 mod group_commit;
 mod memory_log;
@@ -84,7 +85,7 @@ pub trait EventLog: Send + Sync {
 }
 
 /// One tenant's stream of encoded envelopes, keyed by contiguous sequence numbers from 1.
-pub trait EventStream: Send {
+pub trait EventStream: Send + Sync {
     /// The highest sequence number stored (0 when empty).
     fn last_seq(&self) -> u64;
     /// Appends the record for `seq`, which must be `last_seq() + 1`; refuses a seq that is

@@ -3,10 +3,14 @@
 //! undecodable record, naming tenant and seq; the tenant then answers 503 while the others work.
 //! A snapshot that cannot be used is ignored with a warning (full replay).
 
-use crate::domain::{evolve, UserFlows};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
+
+use crate::domain::{evolve, UserFlowEvent, UserFlows};
 use crate::store::{
-    decode, decode_event, decode_snapshot, encode_snapshot, CodecError, EventLog, EventRecord,
-    EventStream, StoreError, StoredEvent,
+    decode, decode_event, decode_snapshot, encode_snapshot, CodecError, EventLog, EventStream,
+    StoreError, StoredEvent,
 };
 
 /// A tenant's state as its log leaves it.
@@ -150,42 +154,29 @@ fn usable_snapshot(
     }))
 }
 
-/// Records decoded together in recovery's fast path: large enough that starting the decoding
-/// threads costs little, small enough to keep memory flat.
-const DECODE_BATCH: usize = 8_192;
-
-/// Folds the stream onto `recovered` from its next seq. With `on_event`, each record is
-/// decoded whole and handed over in order. Without (start-up recovery), only what recovery
-/// needs is decoded, in parallel batches, and the events are folded in order: the same parser,
-/// checks and `evolve`.
+/// Folds the stream onto `recovered` from its next seq up to and including `until` (all when
+/// `None`). With `on_event` (the tools' path), each record is decoded whole and handed over in
+/// order; without (start-up recovery), the fast path [`fold_parallel`] folds it.
 fn replay_onto(
     mut recovered: Recovered,
     stream: &dyn EventStream,
     tenant: &str,
     until: Option<u64>,
-    mut on_event: Option<&mut dyn FnMut(&StoredEvent)>,
+    on_event: Option<&mut dyn FnMut(&StoredEvent)>,
 ) -> Result<Recovered, RecoveryError> {
+    let Some(on_event) = on_event else {
+        return fold_parallel(recovered, stream, tenant);
+    };
     let mut failure: Option<RecoveryError> = None;
-    let mut batch: Vec<(u64, Vec<u8>)> = Vec::new();
     let scanned = stream.scan(recovered.last_seq + 1, &mut |seq, bytes| {
         if until.is_some_and(|u| seq > u) {
             return Ok(false);
         }
-        let Some(visit) = on_event.as_mut() else {
-            batch.push((seq, bytes.to_vec()));
-            if batch.len() == DECODE_BATCH {
-                if let Err(e) = fold_batch(&mut recovered, tenant, &std::mem::take(&mut batch)) {
-                    failure = Some(e);
-                    return Ok(false);
-                }
-            }
-            return Ok(true);
-        };
         let applied = check_position(tenant, recovered.last_seq + 1, seq).and_then(|()| {
             let stored = decode(bytes).map_err(|e| undecodable(tenant, seq, e))?;
             check_claim(tenant, seq, stored.envelope.seq, &stored.envelope.tenant_id)?;
             evolve(&mut recovered.flows, &stored.event);
-            visit(&stored);
+            on_event(&stored);
             Ok(())
         });
         match applied {
@@ -199,9 +190,6 @@ fn replay_onto(
             }
         }
     });
-    if failure.is_none() && !batch.is_empty() {
-        failure = fold_batch(&mut recovered, tenant, &batch).err();
-    }
     if let Some(e) = failure {
         return Err(e);
     }
@@ -209,39 +197,178 @@ fn replay_onto(
     Ok(recovered)
 }
 
-/// Decodes a batch on every core, then checks and folds it in seq order. A fault stops the
-/// fold at the first bad record, as a sequential replay would.
-fn fold_batch(
+/// Seqs per unit of parallel recovery work: large enough that handing a chunk over costs
+/// little, small enough to keep memory flat (a chunk's events are held until folded).
+const CHUNK: u64 = 32_768;
+/// Chunks a worker may run ahead of the fold, per worker.
+const AHEAD_PER_WORKER: u64 = 2;
+
+/// Start-up recovery's fast path. The stream is cut into ranges of [`CHUNK`] seqs; every core
+/// scans and decodes ranges (only what recovery needs of a record) while this thread checks
+/// and folds them in seq order with the one `evolve`. The same checks as the tools' path, and
+/// the first fault in seq order is the one reported.
+fn fold_parallel(
+    mut recovered: Recovered,
+    stream: &dyn EventStream,
+    tenant: &str,
+) -> Result<Recovered, RecoveryError> {
+    let first = recovered.last_seq + 1;
+    let chunks = stream.last_seq().saturating_sub(first) / CHUNK + 1;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(usize::try_from(chunks).unwrap_or(usize::MAX));
+    if workers <= 1 {
+        fold_chunk(
+            &mut recovered,
+            tenant,
+            read_chunk(stream, tenant, first, u64::MAX),
+        )?;
+        return Ok(recovered);
+    }
+    let range_of = |k: u64| {
+        let lo = first + k * CHUNK;
+        // The last range is open, so a record past the stream's last seq is still seen.
+        (
+            lo,
+            if k + 1 == chunks {
+                u64::MAX
+            } else {
+                lo + CHUNK - 1
+            },
+        )
+    };
+    let ahead = AHEAD_PER_WORKER * workers as u64;
+    let next = AtomicU64::new(0);
+    // How many chunks are folded, or `None` once the fold has stopped.
+    let folded = Mutex::new(Some(0u64));
+    let progress = Condvar::new();
+    let (sender, receiver) = mpsc::channel::<(u64, Chunk)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let sender = sender.clone();
+            let (next, folded, progress) = (&next, &folded, &progress);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= chunks || !wait_for_room(folded, progress, k, ahead) {
+                    break;
+                }
+                let (lo, hi) = range_of(k);
+                if sender
+                    .send((k, read_chunk(stream, tenant, lo, hi)))
+                    .is_err()
+                {
+                    break;
+                }
+            });
+        }
+        drop(sender);
+        let outcome = fold_in_order(
+            &mut recovered,
+            tenant,
+            chunks,
+            &receiver,
+            &folded,
+            &progress,
+        );
+        // Stop the workers whatever happened (they may be waiting for room).
+        if let Ok(mut folded) = folded.lock() {
+            *folded = None;
+        }
+        progress.notify_all();
+        outcome
+    })?;
+    Ok(recovered)
+}
+
+/// Blocks until chunk `k` is within `ahead` chunks of the fold; `false` once the fold stopped.
+fn wait_for_room(folded: &Mutex<Option<u64>>, progress: &Condvar, k: u64, ahead: u64) -> bool {
+    let Ok(mut guard) = folded.lock() else {
+        return false;
+    };
+    loop {
+        match *guard {
+            None => return false,
+            Some(done) if k < done + ahead => return true,
+            Some(_) => match progress.wait(guard) {
+                Ok(g) => guard = g,
+                Err(_) => return false,
+            },
+        }
+    }
+}
+
+/// Receives chunks in any order and folds them in seq order.
+fn fold_in_order(
     recovered: &mut Recovered,
     tenant: &str,
-    batch: &[(u64, Vec<u8>)],
+    chunks: u64,
+    receiver: &mpsc::Receiver<(u64, Chunk)>,
+    folded: &Mutex<Option<u64>>,
+    progress: &Condvar,
 ) -> Result<(), RecoveryError> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = batch.len().div_ceil(threads).max(1);
-    let decoded: Option<Vec<Vec<Result<EventRecord<'_>, CodecError>>>> =
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = batch
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(_, bytes)| decode_event(bytes))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().ok()).collect()
-        });
-    // A decoding thread that died leaves the batch unchecked: fold none of it.
-    let records = decoded.ok_or(RecoveryError::Store(StoreError::Poisoned))?;
-    for ((seq, _), record) in batch.iter().zip(records.into_iter().flatten()) {
-        check_position(tenant, recovered.last_seq + 1, *seq)?;
-        let record = record.map_err(|e| undecodable(tenant, *seq, e))?;
-        check_claim(tenant, *seq, record.seq, &record.tenant_id)?;
-        evolve(&mut recovered.flows, &record.event);
-        recovered.last_seq = *seq;
+    let mut early: BTreeMap<u64, Chunk> = BTreeMap::new();
+    let mut want = 0;
+    while want < chunks {
+        let chunk = match early.remove(&want) {
+            Some(chunk) => chunk,
+            None => match receiver.recv() {
+                Ok((k, chunk)) if k == want => chunk,
+                Ok((k, chunk)) => {
+                    early.insert(k, chunk);
+                    continue;
+                }
+                // Every worker is gone with chunks missing: one of them died.
+                Err(_) => return Err(RecoveryError::Store(StoreError::Poisoned)),
+            },
+        };
+        fold_chunk(recovered, tenant, chunk)?;
+        want += 1;
+        if let Ok(mut folded) = folded.lock() {
+            *folded = Some(want);
+        }
+        progress.notify_all();
     }
     Ok(())
+}
+
+/// One range of a stream, read and decoded: its records in seq order (each an event, or why it
+/// cannot be one), then the store's error if the scan failed.
+struct Chunk {
+    records: Vec<(u64, Result<UserFlowEvent, RecoveryError>)>,
+    failure: Option<StoreError>,
+}
+
+/// Reads and decodes the records with seqs in `lo..=hi`, stopping after the first bad one.
+fn read_chunk(stream: &dyn EventStream, tenant: &str, lo: u64, hi: u64) -> Chunk {
+    let mut records = Vec::with_capacity(usize::try_from(CHUNK).unwrap_or_default());
+    let scanned = stream.scan(lo, &mut |seq, bytes| {
+        if seq > hi {
+            return Ok(false);
+        }
+        let event = decode_event(bytes)
+            .map_err(|e| undecodable(tenant, seq, e))
+            .and_then(|record| {
+                check_claim(tenant, seq, record.seq, &record.tenant_id)?;
+                Ok(record.event)
+            });
+        let good = event.is_ok();
+        records.push((seq, event));
+        Ok(good)
+    });
+    Chunk {
+        records,
+        failure: scanned.err(),
+    }
+}
+
+/// Checks and folds one chunk: each seq must follow the last applied one.
+fn fold_chunk(recovered: &mut Recovered, tenant: &str, chunk: Chunk) -> Result<(), RecoveryError> {
+    for (seq, event) in chunk.records {
+        check_position(tenant, recovered.last_seq + 1, seq)?;
+        evolve(&mut recovered.flows, &event?);
+        recovered.last_seq = seq;
+    }
+    chunk.failure.map_or(Ok(()), |e| Err(e.into()))
 }
 
 fn check_position(tenant: &str, expected: u64, seq: u64) -> Result<(), RecoveryError> {
@@ -319,28 +446,98 @@ mod tests {
         stream
     }
 
-    #[test]
-    fn batched_recovery_equals_the_sequential_replay_across_batches() {
-        let n = DECODE_BATCH as u64 * 2 + 17;
-        let stream = stream_of(n, None);
-        let mut seen = 0;
-        let sequential = replay(stream.as_ref(), "t", None, |_| seen += 1).unwrap();
-        let batched = replay_onto(Recovered::default(), stream.as_ref(), "t", None, None).unwrap();
-        assert_eq!(seen, n);
-        assert_eq!(batched.last_seq, n);
-        assert_eq!(batched.flows.snapshot(), sequential.flows.snapshot());
+    /// A stream over a plain map, so a test can leave gaps.
+    struct MapStream(BTreeMap<u64, Vec<u8>>);
+
+    impl EventStream for MapStream {
+        fn last_seq(&self) -> u64 {
+            self.0.keys().next_back().copied().unwrap_or(0)
+        }
+        fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+            self.0.insert(seq, record.to_vec());
+            Ok(())
+        }
+        fn scan(&self, from: u64, visit: &mut crate::store::Visit<'_>) -> Result<(), StoreError> {
+            for (seq, record) in self.0.range(from..) {
+                if !visit(*seq, record)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        fn scan_back(&self, _: u64, _: &mut crate::store::Visit<'_>) -> Result<(), StoreError> {
+            unreachable!("recovery reads forwards")
+        }
+    }
+
+    fn map_of(stream: &dyn EventStream) -> MapStream {
+        let mut map = BTreeMap::new();
+        stream
+            .scan(1, &mut |seq, bytes| {
+                Ok(map.insert(seq, bytes.to_vec()).is_none())
+            })
+            .unwrap();
+        MapStream(map)
+    }
+
+    fn fast(stream: &dyn EventStream) -> Result<Recovered, RecoveryError> {
+        replay_onto(Recovered::default(), stream, "t", None, None)
     }
 
     #[test]
-    fn batched_recovery_names_a_bad_record_in_a_later_batch() {
-        let bad = DECODE_BATCH as u64 + 5;
-        let stream = stream_of(DECODE_BATCH as u64 * 2, Some(bad));
-        let error =
-            replay_onto(Recovered::default(), stream.as_ref(), "t", None, None).unwrap_err();
+    fn parallel_recovery_equals_the_sequential_replay_across_chunks() {
+        let n = CHUNK * 2 + 17;
+        let stream = stream_of(n, None);
+        let mut seen = 0;
+        let sequential = replay(stream.as_ref(), "t", None, |_| seen += 1).unwrap();
+        let parallel = fast(stream.as_ref()).unwrap();
+        assert_eq!(seen, n);
+        assert_eq!(parallel.last_seq, n);
+        assert_eq!(parallel.flows.snapshot(), sequential.flows.snapshot());
+        // Starting part-way (as after a snapshot) gives the same end state.
+        let part = replay(stream.as_ref(), "t", Some(CHUNK + 3), |_| ()).unwrap();
+        let rest = replay_onto(part, stream.as_ref(), "t", None, None).unwrap();
+        assert_eq!(rest.last_seq, n);
+        assert_eq!(rest.flows.snapshot(), sequential.flows.snapshot());
+    }
+
+    #[test]
+    fn parallel_recovery_names_the_first_bad_record_in_seq_order() {
+        let bad = CHUNK + 5;
+        let stream = stream_of(CHUNK * 2, Some(bad));
+        let error = fast(stream.as_ref()).unwrap_err();
         assert!(
             matches!(error, RecoveryError::Undecodable { seq, .. } if seq == bad),
             "{error}"
         );
+        // A later chunk's fault (a gap) does not hide an earlier one.
+        let mut map = map_of(stream.as_ref());
+        map.0.remove(&(CHUNK * 2 - 3));
+        let error = fast(&map).unwrap_err();
+        assert!(
+            matches!(error, RecoveryError::Undecodable { seq, .. } if seq == bad),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn parallel_recovery_names_gaps_and_misplaced_records() {
+        let n = CHUNK * 2 + 9;
+        let mut gap = map_of(stream_of(n, None).as_ref());
+        gap.0.remove(&(CHUNK + 1));
+        assert!(matches!(
+            fast(&gap).unwrap_err(),
+            RecoveryError::Gap { expected, found, .. } if expected == CHUNK + 1 && found == CHUNK + 2
+        ));
+        // A record past the last full chunk, stored under the wrong key.
+        let mut moved = map_of(stream_of(n, None).as_ref());
+        let record = moved.0.remove(&n).unwrap();
+        moved.0.insert(n, record.clone());
+        moved.0.insert(n + 1, record);
+        assert!(matches!(
+            fast(&moved).unwrap_err(),
+            RecoveryError::Misplaced { key, inner, .. } if key == n + 1 && inner == n
+        ));
     }
 
     #[test]
