@@ -15,18 +15,9 @@ set -euo pipefail
 SIZES="${SIZES:-100000 1000000}"
 LIVE="${LIVE:-1000}"
 PORT="${PORT:-18300}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-BIN="target/release/userflows-emulator"
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/userflows-recovery.XXXXXX")"
-PID=""
-cleanup() {
-    if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" || true; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-cargo build --release --quiet
+NAME=recovery
+# shellcheck source=loadtests/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 generate() { # events live out
     python3 - "$1" "$2" "$3" <<'PY'
@@ -51,12 +42,7 @@ start_and_time() {
     local started; started=$(date +%s%N)
     "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$dir" "$@" >"$TMP/server.log" 2>&1 &
     PID=$!
-    local body=""
-    for _ in $(seq 1 6000); do
-        body=$(curl -s "http://127.0.0.1:$PORT/_emulator/ready" || true)
-        [[ "$body" == *'"status":"ready"'* ]] && break
-        sleep 0.01
-    done
+    local body; body=$(wait_ready "$PORT")
     local ready; ready=$(date +%s%N)
     [[ "$body" == *'"status":"ready"'* ]] || { cat "$TMP/server.log" >&2; echo "not ready" >&2; exit 1; }
     local ms; ms=$(sed -E 's/.*"recoveryMs":([0-9]+).*/\1/' <<<"$body")

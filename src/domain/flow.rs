@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The prefix Azure AD B2C gives every user flow id.
@@ -11,10 +12,11 @@ pub const ID_PREFIX: &str = "B2C_1_";
 const MAX_NAME_LEN: usize = 100;
 
 /// A stored user flow id: always starts with `B2C_1_` (in any ASCII case) and keeps the case it
-/// was created with. Two ids are the same flow when their [`FlowKey`]s are equal.
+/// was created with. Two ids are the same flow when their [`FlowKey`]s are equal. Ids of up to
+/// 24 bytes (the prefix and 18 more) are kept inline, without a heap allocation of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct UserFlowId(String);
+pub struct UserFlowId(CompactString);
 
 impl UserFlowId {
     /// Validates an id as a client sent it and adds the prefix when it is missing.
@@ -22,13 +24,13 @@ impl UserFlowId {
         if raw.is_empty() {
             return Err("The property 'id' must not be empty.".to_owned());
         }
-        let full = if has_prefix(raw) {
-            raw.to_owned()
-        } else {
-            format!("{ID_PREFIX}{raw}")
-        };
+        let prefixed = has_prefix(raw);
         // `has_prefix` compared ASCII bytes, so this index is a char boundary.
-        let name = &full[ID_PREFIX.len()..];
+        let name = if prefixed {
+            &raw[ID_PREFIX.len()..]
+        } else {
+            raw
+        };
         let valid_chars = name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -38,14 +40,21 @@ impl UserFlowId {
                  must have 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, '_' and '-'."
             ));
         }
+        let mut full = CompactString::with_capacity(ID_PREFIX.len() + name.len());
+        full.push_str(if prefixed {
+            &raw[..ID_PREFIX.len()]
+        } else {
+            ID_PREFIX
+        });
+        full.push_str(name);
         Ok(Self(full))
     }
 
     /// An id read back from a stored event. Events are facts, so it is not validated again
     /// (the same as deserializing one).
     #[must_use]
-    pub fn from_stored(stored: String) -> Self {
-        Self(stored)
+    pub fn from_stored(stored: &str) -> Self {
+        Self(CompactString::new(stored))
     }
 
     /// The id as stored and answered.
@@ -83,6 +92,12 @@ impl FlowKey {
     #[must_use]
     pub fn of(stored_id: &str) -> Self {
         Self(stored_id.to_ascii_lowercase())
+    }
+
+    /// The key as text (ASCII lower case).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

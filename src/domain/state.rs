@@ -1,8 +1,11 @@
 //! A tenant's flows: what `evolve` builds and reads are answered from. Flows keep their creation
 //! order, so paging is by position in that order (a keyset), stable while others change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 use std::ops::Bound;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,11 +22,21 @@ pub struct UserFlows {
     /// Flows by creation position. Positions only grow, so a page boundary stays valid whatever
     /// is created or deleted after it was handed out.
     by_position: BTreeMap<u64, UserFlow>,
-    /// Case-insensitive id to position.
-    index: HashMap<FlowKey, u64>,
+    /// Case-insensitive id to position. Each id is kept once, in `by_position`: the index holds
+    /// only the id's case-insensitive hash and its position, which keeps a flow to about
+    /// 100 bytes of memory.
+    index: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
     /// The position the next created flow gets. Derived from the events alone, so a replay
     /// gives every flow the same position it had live.
     next_position: u64,
+}
+
+/// One index entry: the hash of a flow's key and the flow's position.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    position: u64,
 }
 
 /// A state as plain data, for snapshots: every flow with its creation position, and the next
@@ -44,19 +57,49 @@ pub struct Page<'a> {
 
 impl UserFlows {
     pub(super) fn insert(&mut self, flow: UserFlow) {
-        let key = flow.id.key();
+        let hash = self.hash_of(flow.id.as_str());
         let position = self.next_position;
         self.next_position += 1;
-        if let Some(old) = self.index.insert(key, position) {
-            self.by_position.remove(&old);
+        let by_position = &mut self.by_position;
+        let same = |slot: &Slot| is_flow(by_position, slot, hash, flow.id.as_str());
+        match self.index.find_mut(hash, same) {
+            Some(slot) => {
+                let old = std::mem::replace(&mut slot.position, position);
+                by_position.remove(&old);
+            }
+            None => {
+                self.index
+                    .insert_unique(hash, Slot { hash, position }, |s| s.hash);
+            }
         }
-        self.by_position.insert(position, flow);
+        by_position.insert(position, flow);
     }
 
     pub(super) fn remove(&mut self, key: &FlowKey) {
-        if let Some(position) = self.index.remove(key) {
-            self.by_position.remove(&position);
+        let hash = self.hash_of(key.as_str());
+        let by_position = &self.by_position;
+        let found = self
+            .index
+            .find_entry(hash, |slot| is_flow(by_position, slot, hash, key.as_str()));
+        if let Ok(entry) = found {
+            let (slot, _) = entry.remove();
+            self.by_position.remove(&slot.position);
         }
+    }
+
+    /// The hash of an id's key, computed without building the key: the bytes in ASCII lower
+    /// case, a stack buffer at a time.
+    fn hash_of(&self, id: &str) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        let mut buffer = [0u8; 64];
+        for part in id.as_bytes().chunks(buffer.len()) {
+            let lower = &mut buffer[..part.len()];
+            lower.copy_from_slice(part);
+            lower.make_ascii_lowercase();
+            hasher.write(lower);
+        }
+        hasher.write_usize(id.len());
+        hasher.finish()
     }
 
     /// The state as plain data.
@@ -85,9 +128,13 @@ impl UserFlows {
                 return Err(format!("flow position {position} is out of order"));
             }
             previous = Some(position);
-            if state.index.insert(flow.id.key(), position).is_some() {
+            if state.find(&flow.id.key()).is_some() {
                 return Err(format!("flow {} appears twice", flow.id));
             }
+            let hash = state.hash_of(flow.id.as_str());
+            state
+                .index
+                .insert_unique(hash, Slot { hash, position }, |s| s.hash);
             state.by_position.insert(position, flow);
         }
         Ok(state)
@@ -129,10 +176,20 @@ impl UserFlows {
 
 impl FlowLookup for UserFlows {
     fn find(&self, key: &FlowKey) -> Option<&UserFlow> {
-        self.index
-            .get(key)
-            .and_then(|position| self.by_position.get(position))
+        let hash = self.hash_of(key.as_str());
+        let slot = self.index.find(hash, |slot| {
+            is_flow(&self.by_position, slot, hash, key.as_str())
+        })?;
+        self.by_position.get(&slot.position)
     }
+}
+
+/// Whether `slot` is the flow with id `id` (in any ASCII case).
+fn is_flow(by_position: &BTreeMap<u64, UserFlow>, slot: &Slot, hash: u64, id: &str) -> bool {
+    slot.hash == hash
+        && by_position
+            .get(&slot.position)
+            .is_some_and(|flow| flow.id.as_str().eq_ignore_ascii_case(id))
 }
 
 #[cfg(test)]
@@ -219,5 +276,48 @@ mod tests {
         evolve(&mut s, &created("late"));
         let rest = s.page(boundary, 10);
         assert_eq!(ids(&rest), vec!["B2C_1_f2", "B2C_1_f3", "B2C_1_late"]);
+    }
+
+    #[test]
+    fn lookups_ignore_ascii_case_for_short_and_long_ids() {
+        let long = format!("Long{}", "Ab".repeat(45));
+        let mut s = UserFlows::default();
+        for id in ["Pol1", "Pol2", long.as_str()] {
+            evolve(&mut s, &created(id));
+        }
+        assert_eq!(s.len(), 3);
+        let upper = FlowKey::of(&format!("B2C_1_{}", long.to_ascii_uppercase()));
+        assert_eq!(
+            s.find(&upper).map(|f| f.id.to_string()),
+            Some(format!("B2C_1_{long}"))
+        );
+        assert!(s.find(&FlowKey::of("b2c_1_POL1")).is_some());
+        assert!(s.find(&FlowKey::of("b2c_1_pol")).is_none());
+        // A create of an existing id in another case replaces it and moves it to the end.
+        evolve(&mut s, &created("POL1"));
+        assert_eq!(s.len(), 3);
+        let order: Vec<String> = s.iter().map(|f| f.id.to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "B2C_1_Pol2".to_owned(),
+                format!("B2C_1_{long}"),
+                "B2C_1_POL1".into()
+            ]
+        );
+        evolve(
+            &mut s,
+            &UserFlowEvent::Deleted {
+                id: UserFlowId::parse(&upper.as_str().to_ascii_uppercase()).unwrap(),
+            },
+        );
+        assert!(s.find(&upper).is_none());
+        assert_eq!(s.len(), 2);
+        // Many flows: the index keeps finding every one as it grows.
+        for i in 0..5_000 {
+            evolve(&mut s, &created(&format!("Many{i}")));
+        }
+        assert!((0..5_000).all(|i| s.find(&FlowKey::of(&format!("b2c_1_many{i}"))).is_some()));
+        assert_eq!(s.len(), 5_002);
     }
 }

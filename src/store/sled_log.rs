@@ -11,7 +11,7 @@ use super::{Commit, CommitStats, DurableCallback, EventLog, EventStream, StoreEr
 const EVENTS_TREE_PREFIX: &str = "events/";
 /// sled's page cache (its default is 1 GiB). Logs are read once, in order, at recovery, and
 /// otherwise only appended to, so a large cache buys little and costs resident memory.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 const SNAPSHOTS_TREE_PREFIX: &str = "snapshots/";
 /// Snapshots kept per tenant; older ones are dropped when a new one is saved.
 const SNAPSHOTS_KEPT: usize = 2;

@@ -331,16 +331,23 @@ fn fold_in_order(
     Ok(())
 }
 
-/// One range of a stream, read and decoded: its records in seq order (each an event, or why it
-/// cannot be one), then the store's error if the scan failed.
+/// One range of a stream, read and decoded: its good records in seq order, then what stopped
+/// the read early (a record that cannot be used, or the store's error), if anything.
 struct Chunk {
-    records: Vec<(u64, Result<UserFlowEvent, RecoveryError>)>,
-    failure: Option<StoreError>,
+    events: Vec<(u64, UserFlowEvent)>,
+    failure: Option<ChunkFault>,
 }
 
-/// Reads and decodes the records with seqs in `lo..=hi`, stopping after the first bad one.
+enum ChunkFault {
+    /// The record at this seq cannot be used, for this reason.
+    Record(u64, RecoveryError),
+    Store(StoreError),
+}
+
+/// Reads and decodes the records with seqs in `lo..=hi`, stopping at the first bad one.
 fn read_chunk(stream: &dyn EventStream, tenant: &str, lo: u64, hi: u64) -> Chunk {
-    let mut records = Vec::with_capacity(usize::try_from(CHUNK).unwrap_or_default());
+    let mut events = Vec::with_capacity(usize::try_from(CHUNK).unwrap_or_default());
+    let mut failure = None;
     let scanned = stream.scan(lo, &mut |seq, bytes| {
         if seq > hi {
             return Ok(false);
@@ -351,24 +358,39 @@ fn read_chunk(stream: &dyn EventStream, tenant: &str, lo: u64, hi: u64) -> Chunk
                 check_claim(tenant, seq, record.seq, &record.tenant_id)?;
                 Ok(record.event)
             });
-        let good = event.is_ok();
-        records.push((seq, event));
-        Ok(good)
+        match event {
+            Ok(event) => {
+                events.push((seq, event));
+                Ok(true)
+            }
+            Err(e) => {
+                failure = Some(ChunkFault::Record(seq, e));
+                Ok(false)
+            }
+        }
     });
     Chunk {
-        records,
-        failure: scanned.err(),
+        events,
+        failure: failure.or(scanned.err().map(ChunkFault::Store)),
     }
 }
 
 /// Checks and folds one chunk: each seq must follow the last applied one.
 fn fold_chunk(recovered: &mut Recovered, tenant: &str, chunk: Chunk) -> Result<(), RecoveryError> {
-    for (seq, event) in chunk.records {
+    for (seq, event) in chunk.events {
         check_position(tenant, recovered.last_seq + 1, seq)?;
-        evolve(&mut recovered.flows, &event?);
+        evolve(&mut recovered.flows, &event);
         recovered.last_seq = seq;
     }
-    chunk.failure.map_or(Ok(()), |e| Err(e.into()))
+    match chunk.failure {
+        None => Ok(()),
+        Some(ChunkFault::Record(seq, error)) => {
+            // A gap before the bad record is the first fault in seq order.
+            check_position(tenant, recovered.last_seq + 1, seq)?;
+            Err(error)
+        }
+        Some(ChunkFault::Store(error)) => Err(error.into()),
+    }
 }
 
 fn check_position(tenant: &str, expected: u64, seq: u64) -> Result<(), RecoveryError> {
