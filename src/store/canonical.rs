@@ -84,7 +84,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.literal(b"\"")?;
         let rest = self.bytes.get(self.at..)?;
-        let len = rest.iter().position(|&b| b == b'"')?;
+        let len = memchr::memchr(b'"', rest)?;
         let text = std::str::from_utf8(&rest[..len]).ok()?;
         self.at += len + 1;
         Some(text)
