@@ -1,5 +1,7 @@
 //! Replay: fold N stored events of one tenant from a sled log in a temp directory with the one
-//! `evolve` (`tenant::replay`), N = 10k and 100k. Reported as events per second.
+//! `evolve`, N = 10k and 100k, two ways: `recover` (start-up recovery with snapshots off: ranges
+//! scanned and decoded on every core, folded in order) and `tools` (`tenant::replay`, one thread
+//! decoding each envelope whole, as the log commands do). Reported as events per second.
 
 #![expect(
     clippy::expect_used,
@@ -11,7 +13,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use userflows_benches::{fill, TENANT};
 use userflows_emulator::store::{EventLog, SledEventLog};
-use userflows_emulator::tenant::replay;
+use userflows_emulator::tenant::{recover, replay};
 
 fn replay_events(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
@@ -27,8 +29,14 @@ fn replay_events(c: &mut Criterion) {
         assert_eq!(replayed.last_seq, n);
         assert_eq!(replayed.flows.len() as u64, n);
 
+        let recovered = recover(&log, &*stream, TENANT, None).expect("recovers");
+        assert_eq!(recovered.recovered.flows.len() as u64, n);
+
         group.throughput(Throughput::Elements(n));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        group.bench_with_input(BenchmarkId::new("recover", n), &n, |b, _| {
+            b.iter(|| recover(&log, &*stream, TENANT, None).expect("recovers"));
+        });
+        group.bench_with_input(BenchmarkId::new("tools", n), &n, |b, _| {
             b.iter(|| replay(&*stream, TENANT, None, |_| {}).expect("replays"));
         });
     }

@@ -199,7 +199,7 @@ fn replay_onto(
 
 /// Seqs per unit of parallel recovery work: large enough that handing a chunk over costs
 /// little, small enough to keep memory flat (a chunk's events are held until folded).
-const CHUNK: u64 = 16_384;
+const CHUNK: u64 = 4_096;
 /// Chunks a worker may run ahead of the fold, per worker.
 const AHEAD_PER_WORKER: u64 = 2;
 
