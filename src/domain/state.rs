@@ -128,10 +128,12 @@ impl UserFlows {
                 return Err(format!("flow position {position} is out of order"));
             }
             previous = Some(position);
-            if state.find(&flow.id.key()).is_some() {
+            let hash = state.hash_of(flow.id.as_str());
+            let by_position = &state.by_position;
+            let same = |slot: &Slot| is_flow(by_position, slot, hash, flow.id.as_str());
+            if state.index.find(hash, same).is_some() {
                 return Err(format!("flow {} appears twice", flow.id));
             }
-            let hash = state.hash_of(flow.id.as_str());
             state
                 .index
                 .insert_unique(hash, Slot { hash, position }, |s| s.hash);

@@ -47,23 +47,6 @@ pub enum RecoveryError {
     Store(#[from] StoreError),
 }
 
-/// Replays `stream` of `tenant` from the start up to and including `until` (all when `None`),
-/// calling `on_event` with each applied event.
-pub fn replay(
-    stream: &dyn EventStream,
-    tenant: &str,
-    until: Option<u64>,
-    mut on_event: impl FnMut(&StoredEvent),
-) -> Result<Recovered, RecoveryError> {
-    replay_onto(
-        Recovered::default(),
-        stream,
-        tenant,
-        until,
-        Some(&mut on_event),
-    )
-}
-
 /// How a tenant was recovered at start.
 #[derive(Debug)]
 pub struct Recovery {
@@ -92,7 +75,7 @@ pub fn recover(
     };
     let from_snapshot = start.as_ref().map(|r| r.last_seq);
     let start_seq = from_snapshot.unwrap_or(0);
-    let recovered = replay_onto(start.unwrap_or_default(), stream, tenant, None, None)?;
+    let recovered = fold_parallel(start.unwrap_or_default(), stream, tenant)?;
     if snapshot_due(
         snapshot_every,
         recovered.last_seq - start_seq,
@@ -154,21 +137,18 @@ fn usable_snapshot(
     }))
 }
 
-/// Folds the stream onto `recovered` from its next seq up to and including `until` (all when
-/// `None`). With `on_event` (the tools' path), each record is decoded whole and handed over in
-/// order; without (start-up recovery), the fast path [`fold_parallel`] folds it.
-fn replay_onto(
-    mut recovered: Recovered,
+/// Replays `stream` of `tenant` from the start up to and including `until` (all when `None`)
+/// on one thread, decoding each record whole and calling `on_event` with each applied event:
+/// the tools' path. Start-up recovery uses [`fold_parallel`]: the same checks and `evolve`.
+pub fn replay(
     stream: &dyn EventStream,
     tenant: &str,
     until: Option<u64>,
-    on_event: Option<&mut dyn FnMut(&StoredEvent)>,
+    mut on_event: impl FnMut(&StoredEvent),
 ) -> Result<Recovered, RecoveryError> {
-    let Some(on_event) = on_event else {
-        return fold_parallel(recovered, stream, tenant);
-    };
+    let mut recovered = Recovered::default();
     let mut failure: Option<RecoveryError> = None;
-    let scanned = stream.scan(recovered.last_seq + 1, &mut |seq, bytes| {
+    let scanned = stream.scan(1, &mut |seq, bytes| {
         if until.is_some_and(|u| seq > u) {
             return Ok(false);
         }
@@ -503,7 +483,7 @@ mod tests {
     }
 
     fn fast(stream: &dyn EventStream) -> Result<Recovered, RecoveryError> {
-        replay_onto(Recovered::default(), stream, "t", None, None)
+        fold_parallel(Recovered::default(), stream, "t")
     }
 
     #[test]
@@ -518,7 +498,7 @@ mod tests {
         assert_eq!(parallel.flows.snapshot(), sequential.flows.snapshot());
         // Starting part-way (as after a snapshot) gives the same end state.
         let part = replay(stream.as_ref(), "t", Some(CHUNK + 3), |_| ()).unwrap();
-        let rest = replay_onto(part, stream.as_ref(), "t", None, None).unwrap();
+        let rest = fold_parallel(part, stream.as_ref(), "t").unwrap();
         assert_eq!(rest.last_seq, n);
         assert_eq!(rest.flows.snapshot(), sequential.flows.snapshot());
     }
