@@ -95,15 +95,11 @@ pub fn evolve(state: &mut UserFlows, event: &UserFlowEvent) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::flow::{UserFlowType, UserFlowTypeVersion};
+
     use super::*;
 
     fn flow(id: &str) -> UserFlow {
-        UserFlow {
-            id: UserFlowId::parse(id).unwrap(),
-            user_flow_type: UserFlowType::SignIn,
-            user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
-        }
+        UserFlow::sample(id)
     }
 
     fn given(events: &[UserFlowEvent]) -> UserFlows {

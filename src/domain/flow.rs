@@ -218,6 +218,19 @@ pub struct UserFlow {
 }
 
 #[cfg(test)]
+impl UserFlow {
+    /// A valid `signIn` flow of version 1 with id `id` (prefixed when it lacks the prefix): the
+    /// flow unit tests build when only its id matters.
+    pub(crate) fn sample(id: &str) -> Self {
+        Self {
+            id: UserFlowId::parse(id).unwrap(),
+            user_flow_type: UserFlowType::SignIn,
+            user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

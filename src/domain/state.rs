@@ -197,15 +197,11 @@ fn is_flow(by_position: &BTreeMap<u64, UserFlow>, slot: &Slot, hash: u64, id: &s
 #[cfg(test)]
 mod tests {
     use super::super::event::{evolve, UserFlowEvent};
-    use super::super::flow::{UserFlowId, UserFlowType, UserFlowTypeVersion};
+    use super::super::flow::UserFlowId;
     use super::*;
 
     fn created(id: &str) -> UserFlowEvent {
-        UserFlowEvent::Created(UserFlow {
-            id: UserFlowId::parse(id).unwrap(),
-            user_flow_type: UserFlowType::SignUp,
-            user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
-        })
+        UserFlowEvent::Created(UserFlow::sample(id))
     }
 
     fn ids(page: &Page<'_>) -> Vec<String> {

@@ -57,18 +57,11 @@ impl FlowLookup for WithPending<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        decide, evolve, Command, CreateUserFlow, DeleteUserFlow, DomainError, UserFlowId,
-        UserFlowType, UserFlowTypeVersion,
-    };
+    use crate::domain::{decide, evolve, Command, CreateUserFlow, DeleteUserFlow, DomainError};
 
     fn create(id: &str) -> Command {
         Command::Create(CreateUserFlow {
-            flow: UserFlow {
-                id: UserFlowId::parse(id).unwrap(),
-                user_flow_type: UserFlowType::SignIn,
-                user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
-            },
+            flow: UserFlow::sample(id),
         })
     }
 

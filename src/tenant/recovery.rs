@@ -415,7 +415,7 @@ fn undecodable(tenant: &str, seq: u64, source: CodecError) -> RecoveryError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{UserFlow, UserFlowEvent, UserFlowId, UserFlowType, UserFlowTypeVersion};
+    use crate::domain::{UserFlow, UserFlowEvent, UserFlowId};
     use crate::store::{encode, EventMeta, MemoryEventLog};
 
     /// A stream of `n` events (creates, with every third one deleting an earlier flow).
@@ -433,11 +433,7 @@ mod tests {
                     id: UserFlowId::parse(&format!("f{}", seq - 2)).unwrap(),
                 }
             } else {
-                UserFlowEvent::Created(UserFlow {
-                    id: UserFlowId::parse(&format!("f{seq}")).unwrap(),
-                    user_flow_type: UserFlowType::SignIn,
-                    user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
-                })
+                UserFlowEvent::Created(UserFlow::sample(&format!("f{seq}")))
             };
             let mut record = encode("t", seq, &meta, &event).unwrap();
             if corrupt == Some(seq) {

@@ -423,7 +423,7 @@ fn resetting(tenant: &TenantId) -> TenantError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CreateUserFlow, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+    use crate::domain::{CreateUserFlow, UserFlow};
     use crate::store::{Commit, CommitStats, DurableCallback, MemoryEventLog};
 
     /// A log whose flushes complete only when the test says so.
@@ -477,11 +477,7 @@ mod tests {
 
     fn create(id: &str) -> Command {
         Command::Create(CreateUserFlow {
-            flow: UserFlow {
-                id: UserFlowId::parse(id).unwrap(),
-                user_flow_type: UserFlowType::SignIn,
-                user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
-            },
+            flow: UserFlow::sample(id),
         })
     }
 
