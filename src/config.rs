@@ -69,4 +69,21 @@ impl Settings {
             admin_key: None,
         }
     }
+
+    /// A durable server over `dir` on an ephemeral loopback port, without signal handling,
+    /// with two workers and two arbiters: what the API tests and the goose smoke run embed.
+    #[must_use]
+    pub fn embedded(dir: PathBuf) -> Self {
+        let mut settings = Self::new(
+            "127.0.0.1:0",
+            Storage::Disk {
+                dir,
+                durability: Durability::Flush,
+            },
+        );
+        settings.handle_signals = false;
+        settings.workers = 2;
+        settings.arbiters = 2;
+        settings
+    }
 }

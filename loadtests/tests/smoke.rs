@@ -8,22 +8,13 @@ use std::time::Duration;
 
 use goose::config::GooseConfiguration;
 use userflows_emulator::app::BackgroundServer;
-use userflows_emulator::config::{Durability, Settings, Storage};
+use userflows_emulator::config::Settings;
 use userflows_loadtests::{Limits, RunOptions};
 
 /// A durable emulator over a temp directory, on 127.0.0.1 port 0, ready to serve.
 fn start_emulator() -> (BackgroundServer, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new(
-        "127.0.0.1:0",
-        Storage::Disk {
-            dir: dir.path().join("data"),
-            durability: Durability::Flush,
-        },
-    );
-    settings.handle_signals = false;
-    settings.workers = 2;
-    settings.arbiters = 2;
+    let settings = Settings::embedded(dir.path().join("data"));
     let server = BackgroundServer::start(&settings).expect("the emulator starts");
     assert!(
         server.wait_ready(Duration::from_secs(30)),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use userflows_emulator::app::BackgroundServer;
-use userflows_emulator::config::{Durability, Settings, Storage};
+use userflows_emulator::config::{Settings, Storage};
 use userflows_emulator::http::auth::{mint, Claims};
 
 /// A tenant id every test can use.
@@ -101,16 +101,7 @@ pub fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
         userflows_emulator::telemetry::init("debug");
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::new(
-        "127.0.0.1:0",
-        Storage::Disk {
-            dir: dir.path().join("data"),
-            durability: Durability::Flush,
-        },
-    );
-    settings.handle_signals = false;
-    settings.workers = 2;
-    settings.arbiters = 2;
+    let mut settings = Settings::embedded(dir.path().join("data"));
     change(&mut settings);
     let (address, running) = start(&settings);
     TestApp {
