@@ -22,10 +22,11 @@ pub(super) fn read(bytes: &[u8]) -> Option<EventRecord<'_>> {
     let plain = bytes.iter().fold(0u8, |seen, &b| {
         seen | u8::from(b < 0x20) | u8::from(b == b'\\')
     }) == 0;
-    if !plain || !(bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()) {
+    if !plain {
         return None;
     }
-    let mut r = Reader { bytes, at: 0 };
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut r = Reader { text, bytes, at: 0 };
     r.literal(b"{\"tenant_id\":")?;
     let tenant_id = r.string()?;
     r.literal(b",\"seq\":")?;
@@ -70,6 +71,8 @@ pub(super) fn read(bytes: &[u8]) -> Option<EventRecord<'_>> {
 }
 
 struct Reader<'a> {
+    /// The record, checked to be UTF-8 once; `bytes` is the same record.
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -84,10 +87,11 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.literal(b"\"")?;
         let rest = self.bytes.get(self.at..)?;
-        let len = memchr::memchr(b'"', rest)?;
-        let text = std::str::from_utf8(&rest[..len]).ok()?;
-        self.at += len + 1;
-        Some(text)
+        let end = self.at + memchr::memchr(b'"', rest)?;
+        // Both ends are at ASCII bytes, so this slice of the UTF-8 record is a whole string.
+        let string = self.text.get(self.at..end)?;
+        self.at = end + 1;
+        Some(string)
     }
 
     /// A JSON integer that fits a `u64` without leading zeros, as `serde_json` reads one.
