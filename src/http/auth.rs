@@ -2,6 +2,7 @@
 //! whose payload has a `tid` (signature, audience and expiry unchecked); in `none` mode every
 //! request belongs to one default tenant. Also mints the tokens the `token` command prints.
 
+use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderMap};
@@ -26,6 +27,18 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     &URL_SAFE,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
+
+/// Most distinct `Authorization` values a worker thread remembers the tenant of. A load test
+/// sends a few tokens many times; when a client sends more, the memory is cleared and refilled.
+const TOKEN_CACHE_CAPACITY: usize = 1024;
+
+thread_local! {
+    /// `Authorization` header → its tenant, for headers that were accepted in lenient mode. A
+    /// lenient token's tenant depends on its text alone (nothing time-dependent is checked), so
+    /// decoding it again would give the same answer.
+    static TOKEN_TENANTS: RefCell<hashbrown::HashMap<Box<[u8]>, TenantId>> =
+        RefCell::new(hashbrown::HashMap::new());
+}
 
 /// How requests are tied to tenants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,22 +118,42 @@ pub fn tenant_of(headers: &HeaderMap, mode: &AuthMode) -> Result<TenantId, ApiEr
     match mode {
         AuthMode::None { default_tenant } => Ok(default_tenant.clone()),
         AuthMode::Lenient => {
-            let claims = bearer_claims(headers)?;
-            let tenant = TenantId::parse(&claims.tid)
-                .ok_or(ApiError::Unauthorized("Access token validation failure."))?;
-            if tenant
-                .as_str()
-                .eq_ignore_ascii_case(PERSONAL_ACCOUNT_TENANT)
-            {
-                return Err(ApiError::Forbidden(
-                    "Insufficient privileges to complete the operation. Personal Microsoft \
-                     accounts cannot manage user flows."
-                        .to_owned(),
-                ));
+            let Some(header) = headers.get(header::AUTHORIZATION) else {
+                return lenient_tenant(headers);
+            };
+            let known = TOKEN_TENANTS.with(|cache| cache.borrow().get(header.as_bytes()).cloned());
+            if let Some(tenant) = known {
+                return Ok(tenant);
             }
+            let tenant = lenient_tenant(headers)?;
+            TOKEN_TENANTS.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if cache.len() >= TOKEN_CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(header.as_bytes().into(), tenant.clone());
+            });
             Ok(tenant)
         }
     }
+}
+
+/// Decodes the bearer token and checks its `tid`.
+fn lenient_tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
+    let claims = bearer_claims(headers)?;
+    let tenant = TenantId::parse(&claims.tid)
+        .ok_or(ApiError::Unauthorized("Access token validation failure."))?;
+    if tenant
+        .as_str()
+        .eq_ignore_ascii_case(PERSONAL_ACCOUNT_TENANT)
+    {
+        return Err(ApiError::Forbidden(
+            "Insufficient privileges to complete the operation. Personal Microsoft accounts \
+             cannot manage user flows."
+                .to_owned(),
+        ));
+    }
+    Ok(tenant)
 }
 
 fn bearer_claims(headers: &HeaderMap) -> Result<Claims, ApiError> {
@@ -198,6 +231,32 @@ mod tests {
                 Err(ApiError::Unauthorized("Access token validation failure.")),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn remembered_tokens_keep_their_own_tenant_past_the_cache_capacity() {
+        let tokens: Vec<(String, HeaderMap)> = (0..TOKEN_CACHE_CAPACITY + 100)
+            .map(|i| {
+                let tenant = format!("tenant-{i}");
+                let token = mint(&Claims::for_tenant(&tenant, &[], &[], 60)).unwrap();
+                (tenant, headers(&format!("Bearer {token}")))
+            })
+            .collect();
+        for _ in 0..2 {
+            for (tenant, headers) in &tokens {
+                let got = tenant_of(headers, &AuthMode::Lenient).unwrap();
+                assert_eq!(got.as_str(), tenant);
+            }
+        }
+        // A refused token is never remembered: it is refused every time.
+        let personal = mint(&Claims::for_tenant(PERSONAL_ACCOUNT_TENANT, &[], &[], 60)).unwrap();
+        let personal = headers(&format!("Bearer {personal}"));
+        for _ in 0..2 {
+            assert!(matches!(
+                tenant_of(&personal, &AuthMode::Lenient),
+                Err(ApiError::Forbidden(_))
+            ));
         }
     }
 

@@ -178,7 +178,7 @@ async fn count(
     match state.registry.read(tenant, Read::Count).await? {
         ReadOutcome::Count(n) => Ok(HttpResponse::Ok()
             .content_type("text/plain")
-            .insert_header(("OData-Version", "4.0"))
+            .insert_header(response::ODATA_VERSION)
             .body(n.to_string())),
         _ => Err(ApiError::Internal(
             "count answered with another kind of outcome".to_owned(),

@@ -85,36 +85,57 @@ pub enum CodecError {
     UnsupportedVersion { event_type: String, version: u32 },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct DeletedPayload {
     id: UserFlowId,
 }
 
-/// Encodes one event of `tenant` at `seq`.
+/// Encodes one event of `tenant` at `seq`: the bytes `serde_json` writes for an [`Envelope`],
+/// written straight into one buffer (no intermediate strings for the ids, the time or the
+/// payload), as this runs once per write.
 pub fn encode(
     tenant: &str,
     seq: u64,
     meta: &EventMeta,
     event: &UserFlowEvent,
 ) -> Result<Vec<u8>, CodecError> {
-    let payload = match event {
-        UserFlowEvent::Created(flow) => serde_json::value::to_raw_value(flow)?,
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(
+        320 + tenant.len() + meta.request_id.len() + meta.client_request_id.len(),
+    );
+    let mut event_id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let event_id = uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut event_id);
+    out.extend_from_slice(br#"{"tenant_id":"#);
+    serde_json::to_writer(&mut out, tenant)?;
+    write!(out, r#","seq":{seq},"event_id":""#).map_err(serde_json::Error::io)?;
+    out.extend_from_slice(event_id.as_bytes());
+    out.extend_from_slice(br#"","event_type":""#);
+    out.extend_from_slice(event.event_type().as_bytes());
+    write!(
+        out,
+        r#"","schema_version":{SCHEMA_VERSION},"recorded_at":"{}","request_id":"#,
+        humantime::format_rfc3339_millis(meta.recorded_at)
+    )
+    .map_err(serde_json::Error::io)?;
+    serde_json::to_writer(&mut out, &meta.request_id)?;
+    out.extend_from_slice(br#","client_request_id":"#);
+    serde_json::to_writer(&mut out, &meta.client_request_id)?;
+    out.extend_from_slice(br#","payload":"#);
+    match event {
+        UserFlowEvent::Created(flow) => serde_json::to_writer(&mut out, flow)?,
         UserFlowEvent::Deleted { id } => {
-            serde_json::value::to_raw_value(&DeletedPayload { id: id.clone() })?
+            serde_json::to_writer(&mut out, &DeletedPayloadRef { id })?;
         }
-    };
-    let envelope = Envelope {
-        tenant_id: tenant.to_owned(),
-        seq,
-        event_id: uuid::Uuid::new_v4().to_string(),
-        event_type: event.event_type().to_owned(),
-        schema_version: SCHEMA_VERSION,
-        recorded_at: humantime::format_rfc3339_millis(meta.recorded_at).to_string(),
-        request_id: meta.request_id.clone(),
-        client_request_id: meta.client_request_id.clone(),
-        payload,
-    };
-    Ok(serde_json::to_vec(&envelope)?)
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct DeletedPayloadRef<'a> {
+    id: &'a UserFlowId,
 }
 
 /// Decodes one record, upcasting older schema versions.
@@ -230,6 +251,43 @@ mod tests {
                 ("req", "client")
             );
             assert!(uuid::Uuid::parse_str(&e.event_id).is_ok());
+        }
+    }
+
+    #[test]
+    fn encode_writes_exactly_what_serde_writes_for_the_envelope() {
+        let flow = UserFlowEvent::Created(UserFlow {
+            id: UserFlowId::parse("Pol_1-x").unwrap(),
+            user_flow_type: UserFlowType::SignUpOrSignIn,
+            user_flow_type_version: UserFlowTypeVersion::parse(3.0).unwrap(),
+        });
+        let gone = UserFlowEvent::Deleted {
+            id: UserFlowId::parse("B2C_1_x").unwrap(),
+        };
+        for (request_id, client_request_id) in [
+            ("req", "client"),
+            ("quote\"back\\slash", "tab\tnew\nline\u{1}ctl"),
+            ("", "\u{e9}t\u{e9} \u{1f600}"),
+        ] {
+            let meta = EventMeta {
+                recorded_at: SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_millis(1_700_000_000_123),
+                request_id: request_id.into(),
+                client_request_id: client_request_id.into(),
+            };
+            for (tenant, seq, event) in [("t1", 1, &flow), ("a-b.c_d", u64::MAX, &gone)] {
+                let bytes = encode(tenant, seq, &meta, event).unwrap();
+                let stored = decode(&bytes).unwrap();
+                assert_eq!(serde_json::to_vec(&stored.envelope).unwrap(), bytes);
+                assert_eq!(
+                    (
+                        stored.envelope.request_id.as_str(),
+                        stored.envelope.client_request_id.as_str()
+                    ),
+                    (request_id, client_request_id)
+                );
+                assert_eq!(&stored.event, event);
+            }
         }
     }
 

@@ -8,6 +8,7 @@ mod recovery;
 mod registry;
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::domain::{DomainError, FlowKey, UserFlow, UserFlowId, UserFlows};
 
@@ -17,9 +18,10 @@ pub use registry::{RecoverySummary, RegistryOptions, TenantHandle, TenantRegistr
 /// (policy) Longest tenant id accepted from a token.
 const MAX_TENANT_LEN: usize = 128;
 
-/// A tenant id (a token's `tid`), the partition key of everything.
+/// A tenant id (a token's `tid`), the partition key of everything. Shared, so that a clone per
+/// request costs no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantId(String);
+pub struct TenantId(Arc<str>);
 
 impl TenantId {
     /// (policy) 1 to 128 characters of `A-Z a-z 0-9 . _ -`: every real `tid` (a GUID) fits, and
@@ -31,7 +33,7 @@ impl TenantId {
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        ok.then(|| Self(raw.to_owned()))
+        ok.then(|| Self(Arc::from(raw)))
     }
 
     #[must_use]
