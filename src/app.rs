@@ -56,7 +56,11 @@ impl Application {
             RegistryOptions {
                 arbiters: settings.arbiters,
                 queue_limit: settings.queue_limit,
-                snapshot_every: settings.snapshot_every,
+                // Snapshots only shorten recovery, and an in-memory log is never recovered.
+                snapshot_every: match settings.storage {
+                    Storage::Disk { .. } => settings.snapshot_every,
+                    Storage::Memory => None,
+                },
             },
         ));
         let bind_error = |source| StartError::Bind {

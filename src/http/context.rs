@@ -2,6 +2,7 @@
 //! echoed (or the request id when absent), stamped on every response, error or not; one
 //! debug log line and one metrics count per request.
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -23,35 +24,41 @@ pub struct RequestContext {
     pub request_id: String,
     /// As text, for bodies and the event log.
     pub client_request_id: String,
+    /// The request id as a header value.
+    request_header: HeaderValue,
     /// Exactly as the client sent it, echoed unchanged.
     client_header: Option<HeaderValue>,
 }
 
 impl RequestContext {
     fn new(headers: &HeaderMap) -> Self {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let request_id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
         let client_header = headers
             .get(&CLIENT_REQUEST_ID)
             .filter(|v| !v.is_empty())
             .cloned();
         let client_request_id = client_header.as_ref().map_or_else(
-            || request_id.clone(),
+            || request_id.to_owned(),
             |v| String::from_utf8_lossy(v.as_bytes()).into_owned(),
         );
         Self {
-            request_id,
+            request_id: request_id.to_owned(),
             client_request_id,
+            // A hyphenated UUID is always a valid header value.
+            request_header: HeaderValue::from_str(request_id)
+                .unwrap_or(HeaderValue::from_static("")),
             client_header,
         }
     }
 
-    /// The context the middleware stored for this request.
+    /// The context the middleware stored for this request (shared, not copied).
     #[must_use]
-    pub fn of(req: &HttpRequest) -> Self {
+    pub fn of(req: &HttpRequest) -> Rc<Self> {
         req.extensions()
-            .get::<Self>()
+            .get::<Rc<Self>>()
             .cloned()
-            .unwrap_or_else(|| Self::new(req.headers()))
+            .unwrap_or_else(|| Rc::new(Self::new(req.headers())))
     }
 
     /// What the event log records of this request.
@@ -64,10 +71,13 @@ impl RequestContext {
     }
 
     fn stamp_headers(&self, headers: &mut HeaderMap) {
-        if let Ok(id) = HeaderValue::from_str(&self.request_id) {
-            headers.insert(REQUEST_ID, id.clone());
-            headers.insert(CLIENT_REQUEST_ID, self.client_header.clone().unwrap_or(id));
-        }
+        headers.insert(REQUEST_ID, self.request_header.clone());
+        headers.insert(
+            CLIENT_REQUEST_ID,
+            self.client_header
+                .clone()
+                .unwrap_or_else(|| self.request_header.clone()),
+        );
     }
 }
 
@@ -76,8 +86,8 @@ pub(super) async fn stamp(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let context = RequestContext::new(req.headers());
-    req.extensions_mut().insert(context.clone());
+    let context = Rc::new(RequestContext::new(req.headers()));
+    req.extensions_mut().insert(Rc::clone(&context));
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Serialize, Serializer};
@@ -18,11 +18,25 @@ pub const ODATA_VERSION: (HeaderName, HeaderValue) = (
     HeaderName::from_static("odata-version"),
     HeaderValue::from_static("4.0"),
 );
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The path of the collection, after the base.
 pub const COLLECTION_PATH: &str = "/beta/identity/userFlows";
 
-/// `scheme://host` as the client reached us (proxy headers honoured).
+/// `scheme://host` as the client reached us (proxy headers honoured, as actix's
+/// `ConnectionInfo` reads them).
 pub fn base_url(req: &HttpRequest) -> String {
+    let headers = req.headers();
+    let proxied = [&header::FORWARDED, &X_FORWARDED_PROTO, &X_FORWARDED_HOST]
+        .into_iter()
+        .any(|name| headers.contains_key(name));
+    // A direct request in origin form to this plain-HTTP server: what `ConnectionInfo` would
+    // answer, without building it (it formats the peer address too).
+    if !proxied && req.uri().scheme().is_none() {
+        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+            return ["http://", host].concat();
+        }
+    }
     let info = req.connection_info();
     format!("{}://{}", info.scheme(), info.host())
 }
@@ -72,7 +86,10 @@ struct Collection<'a> {
 pub fn json(status: StatusCode, body: &impl Serialize) -> Result<HttpResponse, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::build(status)
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(JSON_CONTENT_TYPE),
+        ))
         .insert_header(ODATA_VERSION)
         .body(bytes))
 }
@@ -112,4 +129,46 @@ pub fn collection(
             value: flows,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn via_connection_info(req: &HttpRequest) -> String {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    }
+
+    #[test]
+    fn the_base_is_what_actix_connection_info_says() {
+        let requests = [
+            TestRequest::default().insert_header(("host", "127.0.0.1:8080")),
+            TestRequest::default().insert_header(("host", "emulator.local")),
+            TestRequest::default()
+                .insert_header(("host", "127.0.0.1:8080"))
+                .insert_header(("x-forwarded-host", "graph.example")),
+            TestRequest::default()
+                .insert_header(("host", "127.0.0.1:8080"))
+                .insert_header(("x-forwarded-proto", "https")),
+            TestRequest::default()
+                .insert_header(("host", "127.0.0.1:8080"))
+                .insert_header(("forwarded", "proto=https; host=graph.example")),
+            TestRequest::default().uri("http://absolute.example:81/beta/identity/userFlows"),
+            TestRequest::default(),
+        ];
+        let bases: Vec<String> = requests
+            .into_iter()
+            .map(|r| {
+                let req = r.to_http_request();
+                let base = base_url(&req);
+                assert_eq!(base, via_connection_info(&req));
+                base
+            })
+            .collect();
+        assert_eq!(bases[0], "http://127.0.0.1:8080");
+        assert_eq!(bases[2], "http://graph.example");
+        assert_eq!(bases[4], "https://graph.example");
+    }
 }
