@@ -12,7 +12,7 @@ use super::error::ApiError;
 use crate::domain::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
 
 /// The content type of every JSON success.
-pub const JSON_CONTENT_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+pub const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8");
 /// The `OData-Version` header every Graph success carries.
 pub const ODATA_VERSION: (HeaderName, HeaderValue) = (
     HeaderName::from_static("odata-version"),
@@ -86,10 +86,7 @@ struct Collection<'a> {
 pub fn json(status: StatusCode, body: &impl Serialize) -> Result<HttpResponse, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::build(status)
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(JSON_CONTENT_TYPE),
-        ))
+        .insert_header((header::CONTENT_TYPE, JSON_CONTENT_TYPE))
         .insert_header(ODATA_VERSION)
         .body(bytes))
 }

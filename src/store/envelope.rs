@@ -85,9 +85,10 @@ pub enum CodecError {
     UnsupportedVersion { event_type: String, version: u32 },
 }
 
-#[derive(Deserialize)]
-struct DeletedPayload {
-    id: UserFlowId,
+/// The payload of a `UserFlowDeleted`: read as owned, written from a borrowed id.
+#[derive(Serialize, Deserialize)]
+struct DeletedPayload<I> {
+    id: I,
 }
 
 /// Encodes one event of `tenant` at `seq`: the bytes `serde_json` writes for an [`Envelope`],
@@ -126,16 +127,11 @@ pub fn encode(
     match event {
         UserFlowEvent::Created(flow) => serde_json::to_writer(&mut out, flow)?,
         UserFlowEvent::Deleted { id } => {
-            serde_json::to_writer(&mut out, &DeletedPayloadRef { id })?;
+            serde_json::to_writer(&mut out, &DeletedPayload { id })?;
         }
     }
     out.push(b'}');
     Ok(out)
-}
-
-#[derive(Serialize)]
-struct DeletedPayloadRef<'a> {
-    id: &'a UserFlowId,
 }
 
 /// Decodes one record, upcasting older schema versions.
@@ -181,7 +177,7 @@ fn event_of(view: &EnvelopeView<'_>) -> Result<UserFlowEvent, CodecError> {
             UserFlowEvent::Created(serde_json::from_str::<UserFlow>(payload.get())?)
         }
         USER_FLOW_DELETED => {
-            let deleted: DeletedPayload = serde_json::from_str(payload.get())?;
+            let deleted: DeletedPayload<UserFlowId> = serde_json::from_str(payload.get())?;
             UserFlowEvent::Deleted { id: deleted.id }
         }
         other => return Err(CodecError::UnknownEventType(other.to_owned())),
