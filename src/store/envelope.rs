@@ -252,11 +252,7 @@ mod tests {
 
     #[test]
     fn encode_writes_exactly_what_serde_writes_for_the_envelope() {
-        let flow = UserFlowEvent::Created(UserFlow {
-            id: UserFlowId::parse("Pol_1-x").unwrap(),
-            user_flow_type: UserFlowType::SignUpOrSignIn,
-            user_flow_type_version: UserFlowTypeVersion::parse(3.0).unwrap(),
-        });
+        let flow = UserFlowEvent::Created(UserFlow::sample("Pol_1-x"));
         let gone = UserFlowEvent::Deleted {
             id: UserFlowId::parse("B2C_1_x").unwrap(),
         };
