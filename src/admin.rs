@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::{ApiError, AppState, RequestContext};
 use crate::metrics::render_value;
+use crate::store::to_json;
 use crate::tenant::{Read, ReadOutcome, TenantId};
 
 /// The header carrying `--admin-key`.
@@ -261,18 +262,26 @@ async fn events(
             let stream = log.open(tenant.as_str()).map_err(|e| e.to_string())?;
             let mut body = Vec::new();
             let mut count = 0;
+            let mut unreadable = None;
             stream
                 .scan(from, &mut |seq, bytes| {
                     if seq > summary.applied_seq || count == limit {
                         return Ok(false);
                     }
-                    body.extend_from_slice(bytes);
+                    // Records up to `applied_seq` were all read once by the tenant.
+                    match to_json(tenant.as_str(), bytes) {
+                        Ok(json) => body.extend_from_slice(&json),
+                        Err(e) => {
+                            unreadable = Some(format!("the record at seq {seq}: {e}"));
+                            return Ok(false);
+                        }
+                    }
                     body.push(b'\n');
                     count += 1;
                     Ok(true)
                 })
                 .map_err(|e| e.to_string())?;
-            Ok(body)
+            unreadable.map_or(Ok(body), Err)
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?

@@ -1,4 +1,6 @@
-//! The stored envelope's JSON codec (`store::encode` / `store::decode`) for both event types.
+//! The envelope's codecs for both event types: `encode` (the compact stored form), recovery's
+//! `decode_event` of a compact record and of the same record stored as JSON (logs written before
+//! docs/adr/0005), and `to_json` (what exports and the event route show).
 
 #![expect(
     clippy::expect_used,
@@ -10,7 +12,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use userflows_benches::{event_meta, flow, TENANT};
 use userflows_emulator::domain::{UserFlowEvent, UserFlowId};
-use userflows_emulator::store::{decode, encode};
+use userflows_emulator::store::{decode, decode_event, encode, to_json};
 
 fn codec(c: &mut Criterion) {
     let meta = event_meta();
@@ -29,13 +31,20 @@ fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("codec");
     group.throughput(Throughput::Elements(1));
     for (name, event) in &events {
-        let record = encode(TENANT, 42, &meta, event).expect("encodes");
-        decode(&record).expect("decodes what it encoded");
+        let record = encode(42, &meta, event).expect("encodes");
+        decode(TENANT, &record).expect("decodes what it encoded");
+        let json = to_json(TENANT, &record).expect("renders").into_owned();
         group.bench_function(format!("encode/{name}"), |b| {
-            b.iter(|| encode(black_box(TENANT), black_box(42), &meta, black_box(event)));
+            b.iter(|| encode(black_box(42), &meta, black_box(event)));
         });
-        group.bench_function(format!("decode/{name}"), |b| {
-            b.iter(|| decode(black_box(&record)));
+        group.bench_function(format!("decode_event/{name}"), |b| {
+            b.iter(|| decode_event(TENANT, black_box(&record)).map(|r| r.event));
+        });
+        group.bench_function(format!("decode_event_json/{name}"), |b| {
+            b.iter(|| decode_event(TENANT, black_box(&json)).map(|r| r.event));
+        });
+        group.bench_function(format!("to_json/{name}"), |b| {
+            b.iter(|| to_json(TENANT, black_box(&record)).map(|j| j.len()));
         });
     }
     group.finish();

@@ -81,7 +81,7 @@ pub fn fill(log: &dyn EventLog, tenant: &str, n: u64) -> Result<(), String> {
     let meta = event_meta();
     for seq in 1..=n {
         let event = UserFlowEvent::Created(flow(&format!("B2C_1_replay{seq}"))?);
-        let record = encode(tenant, seq, &meta, &event).map_err(|e| e.to_string())?;
+        let record = encode(seq, &meta, &event).map_err(|e| e.to_string())?;
         stream.append(seq, &record).map_err(|e| e.to_string())?;
     }
     log.flush().map_err(|e: StoreError| e.to_string())

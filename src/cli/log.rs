@@ -1,10 +1,13 @@
 //! The `log` command: offline inspection, replay, verification, export and import of a stopped
 //! server's data directory. It reads records with the server's own codec ([`store::decode`] and
-//! its upcasters) and folds them with the server's own [`replay`] (the one `evolve`); it never
-//! creates a tenant's stream except when importing one.
+//! its upcasters), shows them as their JSON envelopes ([`store::to_json`]), and folds them with
+//! the server's own [`replay`] (the one `evolve`); it never creates a tenant's stream except
+//! when importing one.
 //!
 //! [`store::decode`]: crate::store::decode
+//! [`store::to_json`]: crate::store::to_json
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -19,7 +22,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{UserFlow, UserFlowEvent, USER_FLOW_CREATED, USER_FLOW_DELETED};
-use crate::store::{decode, EventLog, EventStream, SledEventLog, StoreError, StoredEvent};
+use crate::store::{
+    decode, decode_json, stored_form, to_json, EventLog, EventStream, SledEventLog, StoreError,
+    StoredEvent,
+};
 use crate::tenant::{replay, TenantId};
 
 /// Separates the fields of one event in the digest. JSON cannot hold it unescaped, and the
@@ -381,16 +387,23 @@ fn events(args: &EventsArgs) -> anyhow::Result<()> {
         if shown >= limit {
             return Ok(false);
         }
-        let fields: Option<RowFields> = serde_json::from_slice(bytes).ok();
+        let json = to_json(&args.tenant, bytes);
+        let fields: Option<RowFields> = json
+            .as_deref()
+            .ok()
+            .and_then(|json| serde_json::from_slice(json).ok());
         let event_type = fields.as_ref().and_then(|f| f.event_type.as_deref());
         if wanted.is_some() && event_type != wanted {
             return Ok(true);
         }
         shown += 1;
         let written = match args.format {
-            Format::Ndjson => out.write_all(bytes).and_then(|()| out.write_all(b"\n")),
+            Format::Ndjson => match &json {
+                Ok(json) => out.write_all(json).and_then(|()| out.write_all(b"\n")),
+                Err(e) => writeln!(out, "<seq {seq} undecodable: {e}>"),
+            },
             Format::Table => {
-                let id = match decode(bytes) {
+                let id = match decode(&args.tenant, bytes) {
                     Ok(stored) => flow_id(&stored.event).to_owned(),
                     Err(e) => format!("<undecodable: {e}>"),
                 };
@@ -439,11 +452,16 @@ struct RecordedAt {
 
 /// The last seq of the longest prefix of the log recorded at or before `time`. A record whose
 /// time cannot be read ends the prefix *including* it, so the replay meets it and names it.
-fn last_seq_at(stream: &dyn EventStream, time: SystemTime) -> Result<u64, StoreError> {
+fn last_seq_at(
+    stream: &dyn EventStream,
+    tenant: &str,
+    time: SystemTime,
+) -> Result<u64, StoreError> {
     let mut until = 0;
     stream.scan(1, &mut |seq, bytes| {
-        let at = serde_json::from_slice::<RecordedAt>(bytes)
+        let at = to_json(tenant, bytes)
             .ok()
+            .and_then(|json| serde_json::from_slice::<RecordedAt>(&json).ok())
             .and_then(|r| humantime::parse_rfc3339_weak(&r.recorded_at).ok());
         match at {
             Some(at) if at > time => Ok(false),
@@ -466,7 +484,7 @@ fn replay_to(args: &ReplayArgs) -> anyhow::Result<()> {
     let stream = open_tenant(&log, dir, &args.tenant)?;
     let until = match (args.until_seq, args.until_time) {
         (Some(seq), _) => Some(seq),
-        (None, Some(time)) => Some(last_seq_at(stream.as_ref(), time)?),
+        (None, Some(time)) => Some(last_seq_at(stream.as_ref(), &args.tenant, time)?),
         (None, None) => None,
     };
     let last = stream.last_seq();
@@ -586,14 +604,24 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
         let mut failure: Option<anyhow::Error> = None;
         // From 0: every record stored, even one a replay would refuse.
         stream.scan(0, &mut |seq, bytes| {
-            if bytes.contains(&b'\n') {
+            let json = match to_json(tenant, bytes) {
+                Ok(json) => json,
+                Err(e) => {
+                    failure = Some(anyhow::anyhow!(
+                        "tenant {tenant}: the record at seq {seq} cannot be read: {e} (the log \
+                         is damaged; see `log verify`)"
+                    ));
+                    return Ok(false);
+                }
+            };
+            if json.contains(&b'\n') {
                 failure = Some(anyhow::anyhow!(
                     "tenant {tenant}: the record at seq {seq} holds a line break, so it cannot be \
                      one NDJSON line (the log is damaged; see `log verify`)"
                 ));
                 return Ok(false);
             }
-            match out.write_all(bytes).and_then(|()| out.write_all(b"\n")) {
+            match out.write_all(&json).and_then(|()| out.write_all(b"\n")) {
                 Ok(()) => {
                     exported += 1;
                     bar.inc(1);
@@ -639,7 +667,8 @@ struct LineIds {
 }
 
 /// A checked import: each tenant's records in seq order (1, 2, 3 …).
-type Plan<'a> = BTreeMap<String, Vec<&'a [u8]>>;
+/// Each line is kept in the form it is stored in ([`stored_form`]).
+type Plan<'a> = BTreeMap<String, Vec<Cow<'a, [u8]>>>;
 
 /// Checks every line of an NDJSON export; the plan, or every problem found (a tenant's
 /// later lines are not checked after its first fault).
@@ -653,7 +682,7 @@ fn plan_import(text: &[u8]) -> Result<Plan<'_>, Vec<String>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let stored = match decode(line) {
+        let stored = match decode_json(line) {
             Ok(stored) => stored,
             Err(e) => {
                 match serde_json::from_slice::<LineIds>(line) {
@@ -669,7 +698,7 @@ fn plan_import(text: &[u8]) -> Result<Plan<'_>, Vec<String>> {
                 continue;
             }
         };
-        let (tenant, seq) = (stored.envelope.tenant_id, stored.envelope.seq);
+        let (tenant, seq) = (stored.envelope.tenant_id.clone(), stored.envelope.seq);
         if broken.contains(&tenant) {
             continue;
         }
@@ -694,7 +723,7 @@ fn plan_import(text: &[u8]) -> Result<Plan<'_>, Vec<String>> {
             broken.insert(tenant);
             continue;
         }
-        records.push(line);
+        records.push(stored_form(line, &stored));
     }
     if problems.is_empty() {
         Ok(plan)
@@ -811,7 +840,7 @@ mod tests {
     fn the_digest_covers_the_payload_and_the_ids() {
         let digest = |text: &str| {
             let mut hasher = Sha256::new();
-            digest_event(&mut hasher, &decode(text.as_bytes()).unwrap());
+            digest_event(&mut hasher, &decode_json(text.as_bytes()).unwrap());
             hex(&hasher.finalize())
         };
         let base = line("t", 1);

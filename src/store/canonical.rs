@@ -1,4 +1,5 @@
-//! Recovery's fast reader: an envelope in exactly the layout [`super::encode`] writes (its field
+//! Recovery's fast reader for records stored as JSON (before docs/adr/0005, or imported lines
+//! kept as they were): an envelope in exactly the layout [`super::to_json`] writes (its field
 //! order, no whitespace, strings without escapes, the current schema version) is read here
 //! without a general JSON parser. Anything else, including every malformed record, is left to
 //! the `serde_json` reader, which alone names errors: this one only ever answers "the same as
@@ -145,7 +146,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::store::envelope::{decode_event_general, encode, EventMeta};
+    use crate::store::envelope::{decode_event_general, encode_json as encode, EventMeta};
 
     fn meta(request_id: &str) -> EventMeta {
         EventMeta {
@@ -186,7 +187,7 @@ mod tests {
             deleted("Pol1"),
         ] {
             for request_id in ["r", "9d1c4c2e-5b0a-4f0e-9a39-0c7f6c1e2d3a", "naïve-ü"] {
-                let bytes = encode("tenant-1", 42, &meta(request_id), &event).unwrap();
+                let bytes = encode("tenant-1", 42, &meta(request_id), &event);
                 let fast = read(&bytes).expect("the canonical layout");
                 assert_eq!(fast, decode_event_general(&bytes).unwrap());
                 assert_eq!((fast.tenant_id.as_ref(), fast.seq), ("tenant-1", 42));
@@ -197,10 +198,10 @@ mod tests {
 
     #[test]
     fn anything_else_is_left_to_the_general_reader() {
-        let escaped = encode("t", 1, &meta("quote\"and\\slash"), &deleted("a")).unwrap();
+        let escaped = encode("t", 1, &meta("quote\"and\\slash"), &deleted("a"));
         assert!(read(&escaped).is_none());
         assert!(decode_event_general(&escaped).is_ok());
-        let text = String::from_utf8(encode("t", 1, &meta("r"), &deleted("a")).unwrap()).unwrap();
+        let text = String::from_utf8(encode("t", 1, &meta("r"), &deleted("a"))).unwrap();
         for other in [
             text.replace(',', ", "),
             text.replace("\"schema_version\":1", "\"schema_version\":01"),
@@ -219,9 +220,9 @@ mod tests {
     #[test]
     fn no_mutation_makes_the_readers_disagree() {
         let records = [
-            encode("t", 7, &meta("r"), &created("Pol1", 1.0)).unwrap(),
-            encode("t", 8, &meta("r"), &created("Pol1", 2.5)).unwrap(),
-            encode("t", 9, &meta("r"), &deleted("Pol1")).unwrap(),
+            encode("t", 7, &meta("r"), &created("Pol1", 1.0)),
+            encode("t", 8, &meta("r"), &created("Pol1", 2.5)),
+            encode("t", 9, &meta("r"), &deleted("Pol1")),
         ];
         let replacements = [
             b'"', b'\\', b'0', b'1', b'9', b'-', b'.', b'e', b'}', b'{', b',', b':', b' ', b'x',

@@ -1,8 +1,9 @@
 //! Storage of the event log: the [`EventLog`] trait (one append-only stream per tenant, key =
-//! sequence number), the envelope and its JSON codec, the sled engine, an in-memory engine, and
+//! sequence number), the envelope and its codecs (compact stored, JSON shown), the sled engine, an in-memory engine, and
 //! group commit. It sees serialized events only; it knows nothing of HTTP or actors.
 
 mod canonical;
+mod compact;
 mod envelope;
 mod group_commit;
 mod memory_log;
@@ -12,8 +13,8 @@ mod snapshot;
 use std::path::PathBuf;
 
 pub use envelope::{
-    decode, decode_event, encode, CodecError, Envelope, EventMeta, EventRecord, StoredEvent,
-    SCHEMA_VERSION,
+    decode, decode_event, decode_json, encode, stored_form, to_json, CodecError, Envelope,
+    EventMeta, EventRecord, StoredEvent, SCHEMA_VERSION,
 };
 pub use group_commit::CommitStats;
 pub use memory_log::MemoryEventLog;

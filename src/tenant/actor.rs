@@ -151,8 +151,8 @@ impl TenantActor {
             request_id: meta.request_id,
             client_request_id: meta.client_request_id,
         };
-        let record = encode(self.tenant.as_str(), seq, &meta, &event)
-            .map_err(|e| TenantError::Internal(e.to_string()))?;
+        let record =
+            encode(seq, &meta, &event).map_err(|e| TenantError::Internal(e.to_string()))?;
         self.stream.append(seq, &record).map_err(|e| {
             tracing::error!(tenant = %self.tenant, seq, error = %e, "append failed");
             TenantError::Storage(e.to_string())

@@ -153,7 +153,7 @@ pub fn replay(
             return Ok(false);
         }
         let applied = check_position(tenant, recovered.last_seq + 1, seq).and_then(|()| {
-            let stored = decode(bytes).map_err(|e| undecodable(tenant, seq, e))?;
+            let stored = decode(tenant, bytes).map_err(|e| undecodable(tenant, seq, e))?;
             check_claim(tenant, seq, stored.envelope.seq, &stored.envelope.tenant_id)?;
             evolve(&mut recovered.flows, &stored.event);
             on_event(&stored);
@@ -332,7 +332,7 @@ fn read_chunk(stream: &dyn EventStream, tenant: &str, lo: u64, hi: u64) -> Chunk
         if seq > hi {
             return Ok(false);
         }
-        let event = decode_event(bytes)
+        let event = decode_event(tenant, bytes)
             .map_err(|e| undecodable(tenant, seq, e))
             .and_then(|record| {
                 check_claim(tenant, seq, record.seq, &record.tenant_id)?;
@@ -435,7 +435,7 @@ mod tests {
             } else {
                 UserFlowEvent::Created(UserFlow::sample(&format!("f{seq}")))
             };
-            let mut record = encode("t", seq, &meta, &event).unwrap();
+            let mut record = encode(seq, &meta, &event).unwrap();
             if corrupt == Some(seq) {
                 record.truncate(record.len() / 2);
             }

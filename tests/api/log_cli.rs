@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use userflows_emulator::config::{Durability, Storage};
 use userflows_emulator::domain::UserFlowEvent;
-use userflows_emulator::store::{decode, events_tree_name};
+use userflows_emulator::store::{decode_json, events_tree_name};
 
 use crate::helpers::{flow, spawn_app, spawn_app_with, stored_events, token_for, TestApp};
 use crate::helpers::{OTHER_TENANT, TENANT};
@@ -154,6 +154,22 @@ fn imported_v1() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
+/// A server over a directory holding the v1 fixture, as `V1_TENANT`, checked to serve the
+/// fixture's flows.
+fn serve_v1(dir: &Path) -> TestApp {
+    let mut app = serve_dir(dir);
+    app.token = token_for(V1_TENANT);
+    assert_eq!(
+        app.list_all(""),
+        vec![
+            "B2C_1_PasswordReset",
+            "B2C_1_ProfileEdit",
+            "B2C_1_SignUpSignIn"
+        ]
+    );
+    app
+}
+
 /// A server over an existing directory.
 fn serve_dir(dir: &Path) -> TestApp {
     let dir = dir.to_owned();
@@ -175,7 +191,7 @@ fn damage(dir: &Path, tenant: &str, change: impl FnOnce(&sled::Tree)) {
 fn the_v1_fixture_is_what_the_current_encoder_writes() {
     let content = std::fs::read_to_string(fixture("v1-two-tenants.ndjson")).unwrap();
     for line in content.lines() {
-        let stored = decode(line.as_bytes()).unwrap();
+        let stored = decode_json(line.as_bytes()).unwrap();
         assert_eq!(serde_json::to_string(&stored.envelope).unwrap(), line);
         let payload = match &stored.event {
             UserFlowEvent::Created(flow) => serde_json::to_string(flow).unwrap(),
@@ -219,16 +235,7 @@ fn an_imported_v1_export_replays_exports_byte_for_byte_and_serves() {
     let one = log(&["export", "--data-dir", text(&dir), "--tenant", V1_OTHER]).ok();
     assert_eq!(one.lines().len(), 3);
 
-    let mut app = serve_dir(&dir);
-    app.token = token_for(V1_TENANT);
-    assert_eq!(
-        app.list_all(""),
-        vec![
-            "B2C_1_PasswordReset",
-            "B2C_1_ProfileEdit",
-            "B2C_1_SignUpSignIn"
-        ]
-    );
+    let mut app = serve_v1(&dir);
     assert_eq!(
         app.get("B2C_1_PasswordReset").json()["userFlowTypeVersion"],
         json!(1.1)
@@ -239,6 +246,66 @@ fn an_imported_v1_export_replays_exports_byte_for_byte_and_serves() {
     assert_eq!(app.get("b2c_1_legacy").status, 404);
     app.stop();
     assert_eq!(event_seqs(&dir, V1_TENANT, &["--from", "6"]), vec![6]);
+}
+
+/// The first byte of every compact record (docs/adr/0005); JSON records start with `{`.
+const COMPACT_MARKER: u8 = 0xFB;
+
+/// The first byte of each stored record of `tenant`, in seq order.
+fn stored_first_bytes(dir: &Path, tenant: &str) -> Vec<u8> {
+    let db = sled::open(dir).unwrap();
+    let tree = db.open_tree(events_tree_name(tenant)).unwrap();
+    tree.iter().values().map(|v| v.unwrap()[0]).collect()
+}
+
+#[test]
+fn imports_are_stored_compact_and_json_records_from_before_still_read() {
+    // `log import` keeps each line in the compact form, which exports back byte for byte.
+    let (_tmp, imported) = imported_v1();
+    assert_eq!(
+        stored_first_bytes(&imported, V1_TENANT),
+        [COMPACT_MARKER; 5]
+    );
+
+    // A directory written before ADR 0005 holds the JSON envelopes themselves.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("json");
+    {
+        let db = sled::open(&dir).unwrap();
+        for line in export_order("v1-two-tenants.ndjson") {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let tree = db
+                .open_tree(events_tree_name(v["tenant_id"].as_str().unwrap()))
+                .unwrap();
+            let seq = v["seq"].as_u64().unwrap();
+            tree.insert(seq.to_be_bytes(), line.as_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    assert_eq!(stored_first_bytes(&dir, V1_TENANT), [b'{'; 5]);
+    log(&["verify", "--data-dir", text(&dir)]).ok();
+    assert_eq!(
+        log(&["export", "--data-dir", text(&dir)]).ok().lines(),
+        export_order("v1-two-tenants.ndjson")
+    );
+
+    // A server recovers from it and appends compact records after the JSON ones.
+    let mut app = serve_v1(&dir);
+    assert_eq!(app.create(&flow("New")).status, 201);
+    app.stop();
+    assert_eq!(
+        stored_first_bytes(&dir, V1_TENANT),
+        [b'{', b'{', b'{', b'{', b'{', COMPACT_MARKER]
+    );
+    let run = log(&["export", "--data-dir", text(&dir), "--tenant", V1_TENANT]).ok();
+    let exported = run.lines();
+    assert_eq!(exported[..5], export_order("v1-two-tenants.ndjson")[..5]);
+    let new: Value = serde_json::from_str(exported[5]).unwrap();
+    assert_eq!(
+        (new["seq"].as_u64(), new["tenant_id"].as_str()),
+        (Some(6), Some(V1_TENANT))
+    );
+    assert_eq!(new["payload"]["id"], "B2C_1_New");
 }
 
 #[test]
