@@ -55,7 +55,7 @@ enum LogCommand {
     /// Check every tenant's log (contiguous seqs, decodable records, a full replay) and print
     /// a digest of each; exits non-zero naming tenant and seq on any fault.
     Verify(VerifyArgs),
-    /// Write every stored envelope as NDJSON, exactly as stored, by tenant then seq.
+    /// Write every stored envelope as NDJSON (its JSON envelope), by tenant then seq.
     Export(ExportArgs),
     /// Append an NDJSON export to tenants that have no events yet; checks the whole file
     /// first and writes nothing if anything is wrong.
