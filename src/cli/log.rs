@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{UserFlow, UserFlowEvent, USER_FLOW_CREATED, USER_FLOW_DELETED};
+use crate::domain::{UserFlow, USER_FLOW_CREATED, USER_FLOW_DELETED};
 use crate::store::{
     decode, decode_json, stored_form, to_json, EventLog, EventStream, SledEventLog, StoreError,
     StoredEvent,
@@ -295,13 +295,6 @@ fn write_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> i
     Ok(())
 }
 
-fn flow_id(event: &UserFlowEvent) -> &str {
-    match event {
-        UserFlowEvent::Created(flow) => flow.id.as_str(),
-        UserFlowEvent::Deleted { id } => id.as_str(),
-    }
-}
-
 // ---- tenants ----------------------------------------------------------------------------
 
 fn tenants(dir: &Path) -> anyhow::Result<()> {
@@ -404,7 +397,7 @@ fn events(args: &EventsArgs) -> anyhow::Result<()> {
             },
             Format::Table => {
                 let id = match decode(&args.tenant, bytes) {
-                    Ok(stored) => flow_id(&stored.event).to_owned(),
+                    Ok(stored) => stored.event.flow_id().to_string(),
                     Err(e) => format!("<undecodable: {e}>"),
                 };
                 let field = |f: Option<&str>| f.unwrap_or("-").to_owned();
@@ -497,7 +490,7 @@ fn replay_to(args: &ReplayArgs) -> anyhow::Result<()> {
         if args.verbose {
             let e = &stored.envelope;
             bar.suspend(|| {
-                eprintln!("seq {} {} {}", e.seq, e.event_type, flow_id(&stored.event));
+                eprintln!("seq {} {} {}", e.seq, e.event_type, stored.event.flow_id());
             });
         }
     })?;

@@ -48,6 +48,15 @@ impl UserFlowEvent {
             Self::Deleted { .. } => USER_FLOW_DELETED,
         }
     }
+
+    /// The stored id of the flow the event is about.
+    #[must_use]
+    pub const fn flow_id(&self) -> &UserFlowId {
+        match self {
+            Self::Created(flow) => &flow.id,
+            Self::Deleted { id } => id,
+        }
+    }
 }
 
 /// A command the state refuses. HTTP maps `AlreadyExists` to 409 `nameAlreadyExists` and

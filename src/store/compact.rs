@@ -37,6 +37,28 @@ const CREATED: u8 = 1;
 const DELETED: u8 = 2;
 const SMALL_VERSION: u8 = 0x80;
 
+/// The flow types by their stored code (the index). Part of the stored format: append only.
+const TYPES: [UserFlowType; 6] = [
+    UserFlowType::SignUp,
+    UserFlowType::SignIn,
+    UserFlowType::SignUpOrSignIn,
+    UserFlowType::PasswordReset,
+    UserFlowType::ProfileUpdate,
+    UserFlowType::ResourceOwner,
+];
+
+/// The stored code of a flow type: its index in [`TYPES`].
+const fn type_code(kind: UserFlowType) -> u8 {
+    match kind {
+        UserFlowType::SignUp => 0,
+        UserFlowType::SignIn => 1,
+        UserFlowType::SignUpOrSignIn => 2,
+        UserFlowType::PasswordReset => 3,
+        UserFlowType::ProfileUpdate => 4,
+        UserFlowType::ResourceOwner => 5,
+    }
+}
+
 /// The first millisecond RFC 3339 cannot write (year 10000).
 const END_OF_TIME_MS: u64 = 253_402_300_800_000;
 
@@ -111,10 +133,7 @@ pub(super) struct Header<'a> {
 
 /// Appends the compact record of `event` to `out`.
 pub(super) fn write(out: &mut Vec<u8>, header: &Header<'_>, event: &UserFlowEvent) {
-    let id = match event {
-        UserFlowEvent::Created(flow) => &flow.id,
-        UserFlowEvent::Deleted { id } => id,
-    };
+    let id = event.flow_id();
     let name = id.as_str().strip_prefix(ID_PREFIX);
     let mut flags = 0;
     for (set, flag) in [
@@ -150,11 +169,7 @@ pub(super) fn write(out: &mut Vec<u8>, header: &Header<'_>, event: &UserFlowEven
     }
     put_str(out, name.unwrap_or(id.as_str()));
     if let UserFlowEvent::Created(flow) = event {
-        let kind = UserFlowType::ALL
-            .iter()
-            .position(|t| *t == flow.user_flow_type)
-            .and_then(|i| u8::try_from(i).ok())
-            .unwrap_or_default();
+        let kind = type_code(flow.user_flow_type);
         let version = flow.user_flow_type_version.value();
         if version.fract() == 0.0 && (1.0..256.0).contains(&version) {
             out.extend_from_slice(&[kind | SMALL_VERSION, version as u8]);
@@ -209,7 +224,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<(Header<'_>, UserFlowEvent), &'static
     let event = match event_type {
         CREATED => {
             let kind = r.byte()?;
-            let user_flow_type = *UserFlowType::ALL
+            let user_flow_type = *TYPES
                 .get(usize::from(kind & !SMALL_VERSION))
                 .ok_or("unknown user flow type")?;
             let version = if kind & SMALL_VERSION != 0 {

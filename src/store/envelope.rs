@@ -111,17 +111,10 @@ pub fn encode(seq: u64, meta: &EventMeta, event: &UserFlowEvent) -> Result<Vec<u
             .then(|| Text::of(&meta.client_request_id)),
     };
     let mut out = Vec::with_capacity(
-        96 + meta.request_id.len() + meta.client_request_id.len() + flow_id_len(event),
+        96 + meta.request_id.len() + meta.client_request_id.len() + event.flow_id().as_str().len(),
     );
     compact::write(&mut out, &header, event);
     Ok(out)
-}
-
-fn flow_id_len(event: &UserFlowEvent) -> usize {
-    match event {
-        UserFlowEvent::Created(flow) => flow.id.as_str().len(),
-        UserFlowEvent::Deleted { id } => id.as_str().len(),
-    }
 }
 
 /// A stored record of `tenant` as its JSON envelope, the line an NDJSON export holds: a
