@@ -316,9 +316,25 @@ impl Drop for TestApp {
     }
 }
 
+/// Opens a stopped server's (or a just-dropped handle's) sled directory. sled releases its
+/// directory lock when the last of its background tasks lets go of the file, a moment after the
+/// handle is dropped, so a lock error is retried for up to 5 s.
+pub fn open_sled(dir: &Path) -> sled::Db {
+    for _ in 0..100 {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("opening {}: {e}", dir.display()),
+        }
+    }
+    panic!("{} stayed locked for 5 s", dir.display());
+}
+
 /// The number of records in a tenant's stream of a stopped app's directory.
 pub fn stored_events(dir: &Path, tenant: &str) -> usize {
-    let db = sled::open(dir).unwrap();
+    let db = open_sled(dir);
     let name = userflows_emulator::store::events_tree_name(tenant);
     if !db
         .tree_names()

@@ -11,7 +11,7 @@ use userflows_emulator::domain::UserFlowEvent;
 use userflows_emulator::store::{decode_json, events_tree_name};
 
 use crate::helpers::{flow, spawn_app, spawn_app_with, stored_events, token_for, TestApp};
-use crate::helpers::{OTHER_TENANT, TENANT};
+use crate::helpers::{open_sled, OTHER_TENANT, TENANT};
 
 /// The tenants of `v1-two-tenants.ndjson`.
 const V1_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -182,7 +182,7 @@ fn serve_dir(dir: &Path) -> TestApp {
 }
 
 fn damage(dir: &Path, tenant: &str, change: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).unwrap();
+    let db = open_sled(dir);
     change(&db.open_tree(events_tree_name(tenant)).unwrap());
     db.flush().unwrap();
 }
@@ -253,7 +253,7 @@ const COMPACT_MARKER: u8 = 0xFB;
 
 /// The first byte of each stored record of `tenant`, in seq order.
 fn stored_first_bytes(dir: &Path, tenant: &str) -> Vec<u8> {
-    let db = sled::open(dir).unwrap();
+    let db = open_sled(dir);
     let tree = db.open_tree(events_tree_name(tenant)).unwrap();
     tree.iter().values().map(|v| v.unwrap()[0]).collect()
 }
@@ -271,7 +271,7 @@ fn imports_are_stored_compact_and_json_records_from_before_still_read() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("json");
     {
-        let db = sled::open(&dir).unwrap();
+        let db = open_sled(&dir);
         for line in export_order("v1-two-tenants.ndjson") {
             let v: Value = serde_json::from_str(&line).unwrap();
             let tree = db

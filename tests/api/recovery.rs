@@ -1,10 +1,10 @@
 //! Recovery policy: a tenant whose log has a gap, a duplicate or an undecodable record answers
 //! 503 naming the fault; every other tenant keeps working.
 
-use crate::helpers::{flow, spawn_app, token_for};
+use crate::helpers::{flow, open_sled, spawn_app, token_for};
 
 fn damage(dir: &std::path::Path, tenant: &str, change: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).unwrap();
+    let db = open_sled(dir);
     let tree = db
         .open_tree(userflows_emulator::store::events_tree_name(tenant))
         .unwrap();

@@ -1,7 +1,7 @@
 //! Snapshots: recovery starts from the newest one and replays the rest; a bad one falls back
 //! to a full replay; events are never deleted.
 
-use crate::helpers::{flow, spawn_app_with, stored_events, TestApp, TENANT};
+use crate::helpers::{flow, open_sled, spawn_app_with, stored_events, TestApp, TENANT};
 
 fn ready(app: &TestApp) -> serde_json::Value {
     app.request("GET", "/_emulator/ready", &[], None).json()
@@ -57,7 +57,7 @@ fn a_bad_snapshot_falls_back_to_a_full_replay() {
     let before = app.list_all("");
     app.stop();
     {
-        let db = sled::open(app.data_dir()).unwrap();
+        let db = open_sled(&app.data_dir());
         let snapshots = db.open_tree(format!("snapshots/{TENANT}")).unwrap();
         let (key, _) = snapshots.last().unwrap().expect("a snapshot was saved");
         snapshots
