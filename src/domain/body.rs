@@ -1,6 +1,10 @@
 //! Turning a create request body into a `CreateUserFlow` command, naming every problem at once
 //! (SPEC §2), so a client fixes its body in one round trip.
 
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::event::CreateUserFlow;
@@ -37,6 +41,81 @@ fn summary(problems: &[Problem]) -> String {
 
 /// Parses and validates a create body.
 pub fn parse_create_body(bytes: &[u8]) -> Result<CreateUserFlow, BodyError> {
+    plain_body(bytes).map_or_else(|| parse_any_body(bytes), Ok)
+}
+
+/// The common case without a JSON map: an object with exactly `id`, `userFlowType` and
+/// `userFlowTypeVersion`, each once, the strings without escapes, and every value valid. Any
+/// other body (`None`) is read again by [`parse_any_body`], which names every problem; on the
+/// bodies this accepts, that path gives the same flow (a test compares the two).
+fn plain_body(bytes: &[u8]) -> Option<CreateUserFlow> {
+    let PlainFields(fields) = serde_json::from_slice(bytes).ok()?;
+    let [Some(id), Some(flow_type), Some(version)] = fields? else {
+        return None;
+    };
+    let version = version.get();
+    if !version.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return None;
+    }
+    Some(CreateUserFlow {
+        flow: UserFlow {
+            id: UserFlowId::parse(unescaped_string(id)?).ok()?,
+            user_flow_type: UserFlowType::from_name(unescaped_string(flow_type)?)?,
+            user_flow_type_version: UserFlowTypeVersion::parse(serde_json::from_str(version).ok()?)
+                .ok()?,
+        },
+    })
+}
+
+/// The text of a JSON string literal that has no escapes (so its content is the literal
+/// between the quotes).
+fn unescaped_string(raw: &RawValue) -> Option<&str> {
+    let inner = raw.get().strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
+/// The raw values of `id`, `userFlowType` and `userFlowTypeVersion` when an object has those
+/// properties at most once each and no other (`None` otherwise).
+struct PlainFields<'a>(Option<[Option<&'a RawValue>; 3]>);
+
+impl<'de> serde::Deserialize<'de> for PlainFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PlainVisitor)
+    }
+}
+
+struct PlainVisitor;
+
+impl<'de> Visitor<'de> for PlainVisitor {
+    type Value = PlainFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = [None; 3];
+        let mut plain = true;
+        // A key with escapes cannot be borrowed: an error, and the general path reads it.
+        while let Some(key) = map.next_key::<&'de str>()? {
+            let value: &'de RawValue = map.next_value()?;
+            let slot = match key {
+                "id" => 0,
+                "userFlowType" => 1,
+                "userFlowTypeVersion" => 2,
+                _ => {
+                    plain = false;
+                    continue;
+                }
+            };
+            plain &= fields[slot].replace(value).is_none();
+        }
+        Ok(PlainFields(plain.then_some(fields)))
+    }
+}
+
+/// Any body: read into a JSON map and validated property by property.
+fn parse_any_body(bytes: &[u8]) -> Result<CreateUserFlow, BodyError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| BodyError::Malformed(format!("The request body is not valid JSON: {e}.")))?;
     let Value::Object(map) = value else {
@@ -248,6 +327,49 @@ mod tests {
             targets(r#"{"id":"a","userFlowType":"unknownFutureValue","userFlowTypeVersion":1}"#),
             vec!["userFlowType"]
         );
+    }
+
+    #[test]
+    fn the_plain_path_answers_exactly_as_the_general_one() {
+        let bodies = [
+            r#"{"id":"Pol1","userFlowType":"signUp","userFlowTypeVersion":3}"#,
+            r#" { "userFlowTypeVersion" : 1.5 , "id" : "B2C_1_x-y" , "userFlowType" : "signIn" } "#,
+            r#"{"id":"b2c_1_lower","userFlowType":"resourceOwner","userFlowTypeVersion":1e0}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":3.4028236e38}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1e-50}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":-1}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":0}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":18446744073709551616}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":"1"}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":null}"#,
+            r#"{"id":"a","userFlowType":"signUp"}"#,
+            r#"{"id":"a","id":"b","userFlowType":"signUp","userFlowTypeVersion":1}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1,"userFlowType":"x"}"#,
+            r#"{"id":"\u0061","userFlowType":"signUp","userFlowTypeVersion":1}"#,
+            r#"{"id":"a","userFlowType":"sign\u0055p","userFlowTypeVersion":1}"#,
+            r#"{"\u0069d":"a","userFlowType":"signUp","userFlowTypeVersion":1}"#,
+            r#"{"id":"a b","userFlowType":"signUp","userFlowTypeVersion":1}"#,
+            r#"{"id":"","userFlowType":"signUp","userFlowTypeVersion":1}"#,
+            r#"{"id":["a"],"userFlowType":{"x":1},"userFlowTypeVersion":[1]}"#,
+            r#"{"id":"a","userFlowType":"SignUp","userFlowTypeVersion":1}"#,
+            r##"{"@odata.type":"#microsoft.graph.identityUserFlow","id":"a","userFlowType":"signIn","userFlowTypeVersion":1}"##,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1,"extra":true}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1} x"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1"#,
+            r#"["id","a"]"#,
+            r#""id""#,
+            "",
+        ];
+        for body in bodies {
+            assert_eq!(
+                parse_create_body(body.as_bytes()),
+                parse_any_body(body.as_bytes()),
+                "{body}"
+            );
+        }
+        assert!(plain_body(bodies[0].as_bytes()).is_some());
+        assert!(plain_body(bodies[1].as_bytes()).is_some());
+        assert!(plain_body(bodies[13].as_bytes()).is_none());
     }
 
     #[test]

@@ -140,16 +140,19 @@ impl UserFlowType {
 
     /// Parses a JSON value; OData enum members are case-sensitive.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == raw)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-                format!(
-                    "Invalid value '{raw}' for property 'userFlowType': expected one of {}.",
-                    names.join(", ")
-                )
-            })
+        Self::from_name(raw).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+            format!(
+                "Invalid value '{raw}' for property 'userFlowType': expected one of {}.",
+                names.join(", ")
+            )
+        })
+    }
+
+    /// The type of that exact name, if any.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
     }
 }
 

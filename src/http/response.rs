@@ -85,26 +85,54 @@ struct Collection<'a> {
 /// A JSON success response.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Result<HttpResponse, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(HttpResponse::build(status)
+    Ok(with_json_headers(status, bytes))
+}
+
+fn with_json_headers(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, JSON_CONTENT_TYPE))
         .insert_header(ODATA_VERSION)
-        .body(bytes))
+        .body(body)
 }
 
 /// One flow, for get and create.
 pub fn entity(status: StatusCode, base: &str, flow: &UserFlow) -> Result<HttpResponse, ApiError> {
-    json(
-        status,
-        &Entity {
-            context: ContextUrl {
-                base,
-                path: "/beta/$metadata#identity/userFlows/$entity",
+    const PATH: &str = "/beta/$metadata#identity/userFlows/$entity";
+    let id = flow.id.as_str();
+    if [base, id].iter().any(|s| s.bytes().any(needs_escape)) {
+        return json(
+            status,
+            &Entity {
+                context: ContextUrl { base, path: PATH },
+                id: &flow.id,
+                user_flow_type: flow.user_flow_type,
+                user_flow_type_version: flow.user_flow_type_version,
             },
-            id: &flow.id,
-            user_flow_type: flow.user_flow_type,
-            user_flow_type_version: flow.user_flow_type_version,
-        },
-    )
+        );
+    }
+    // The common case written directly: the same bytes as `Entity` serialized (a test checks).
+    let mut body = Vec::with_capacity(base.len() + id.len() + 128);
+    for part in [
+        r#"{"@odata.context":""#,
+        base,
+        PATH,
+        r#"","id":""#,
+        id,
+        r#"","userFlowType":""#,
+        flow.user_flow_type.as_str(),
+        r#"","userFlowTypeVersion":"#,
+    ] {
+        body.extend_from_slice(part.as_bytes());
+    }
+    serde_json::to_writer(&mut body, &flow.user_flow_type_version)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    body.push(b'}');
+    Ok(with_json_headers(status, body))
+}
+
+/// Whether a byte must be escaped inside a JSON string.
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 /// A page of flows.
@@ -136,6 +164,48 @@ mod tests {
     fn via_connection_info(req: &HttpRequest) -> String {
         let info = req.connection_info();
         format!("{}://{}", info.scheme(), info.host())
+    }
+
+    #[test]
+    fn an_entity_is_written_as_serde_writes_it() {
+        let flows = [
+            UserFlow::sample("B2C_1_a"),
+            UserFlow {
+                user_flow_type: UserFlowType::ResourceOwner,
+                ..UserFlow::sample("B2C_1_Pol-1_x")
+            },
+        ];
+        let versions = [1.0, 1.1, 3e38, 0.000_1].map(UserFlowTypeVersion::from_stored);
+        for base in [
+            "http://127.0.0.1:8080",
+            "https://graph.example",
+            r#"http://a"b\c"#,
+        ] {
+            for flow in &flows {
+                for version in versions {
+                    let flow = UserFlow {
+                        user_flow_type_version: version,
+                        ..flow.clone()
+                    };
+                    let expected = serde_json::to_vec(&Entity {
+                        context: ContextUrl {
+                            base,
+                            path: "/beta/$metadata#identity/userFlows/$entity",
+                        },
+                        id: &flow.id,
+                        user_flow_type: flow.user_flow_type,
+                        user_flow_type_version: flow.user_flow_type_version,
+                    })
+                    .unwrap();
+                    let response = entity(StatusCode::CREATED, base, &flow).unwrap();
+                    let body = actix_web::body::to_bytes(response.into_body());
+                    let body = futures_util::FutureExt::now_or_never(body)
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(body.as_ref(), expected.as_slice(), "{base} {flow:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -20,13 +20,16 @@ pub enum Target {
 
 /// Parses a raw (still percent-encoded) request path.
 pub fn parse(raw_path: &str) -> Result<Target, ApiError> {
-    let segments: Vec<String> = raw_path
+    // The path of every create and list, as SDKs spell it.
+    if raw_path == "/beta/identity/userFlows" {
+        return Ok(Target::Collection);
+    }
+    // Each segment decoded lazily; borrowed from the path unless it has escapes.
+    let mut rest = raw_path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect();
-    let mut rest = segments.iter().map(String::as_str);
-    match rest.next() {
+        .map(|s| percent_decode_str(s).decode_utf8_lossy());
+    match rest.next().as_deref() {
         Some(version) if version.eq_ignore_ascii_case("beta") => {}
         other => {
             return Err(ApiError::bad_request(format!(
@@ -35,13 +38,13 @@ pub fn parse(raw_path: &str) -> Result<Target, ApiError> {
             )))
         }
     }
-    match rest.next() {
+    match rest.next().as_deref() {
         Some(s) if s.eq_ignore_ascii_case("identity") => {}
         Some(s) => return Err(not_found(s)),
         None => return Err(only_user_flows()),
     }
-    let target = match rest.next() {
-        Some(s) if s.eq_ignore_ascii_case("userFlows") => match rest.next() {
+    let target = match rest.next().as_deref() {
+        Some(s) if s.eq_ignore_ascii_case("userFlows") => match rest.next().as_deref() {
             None => Target::Collection,
             Some("$count") => Target::Count,
             Some("$ref") => Target::Ref,
@@ -53,7 +56,7 @@ pub fn parse(raw_path: &str) -> Result<Target, ApiError> {
         },
         None => return Err(only_user_flows()),
     };
-    match rest.next() {
+    match rest.next().as_deref() {
         Some(extra) => Err(not_found(extra)),
         None => Ok(target),
     }

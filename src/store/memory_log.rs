@@ -1,6 +1,7 @@
 //! The in-memory engine: the same streams in process memory, for `--in-memory` runs and
 //! benchmarks. Everything is gone when the process exits.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -113,15 +114,17 @@ impl EventStream for MemoryStream {
             });
         }
         let mut records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
-        if records.contains_key(&seq) {
-            return Err(StoreError::AlreadyWritten {
+        match records.entry(seq) {
+            Entry::Occupied(_) => Err(StoreError::AlreadyWritten {
                 tenant: self.tenant.clone(),
                 seq,
-            });
+            }),
+            Entry::Vacant(slot) => {
+                slot.insert(record.to_vec());
+                self.last_seq = seq;
+                Ok(())
+            }
         }
-        records.insert(seq, record.to_vec());
-        self.last_seq = seq;
-        Ok(())
     }
 
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
