@@ -23,6 +23,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod sched;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;

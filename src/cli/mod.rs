@@ -12,6 +12,7 @@ use crate::app::Application;
 use crate::config::{Durability, Settings, Storage, DEFAULT_SNAPSHOT_EVERY};
 use crate::http::auth::{mint, Claims};
 use crate::http::AuthMode;
+use crate::sched::{self, CpuScheduling};
 use crate::tenant::TenantId;
 
 /// A local, durable emulator of Microsoft Graph's /beta/identity/userFlows API.
@@ -95,6 +96,11 @@ struct ServeArgs {
     /// loopback address.
     #[arg(long, env = "USERFLOWS_ADMIN_KEY")]
     admin_key: Option<String>,
+    /// CPU scheduling of the server's threads. batch (Linux `SCHED_BATCH`): a woken thread does
+    /// not preempt a running one, so the HTTP workers, tenant actors and a load generator on the
+    /// same cores switch far less (docs/BENCHMARKS.md); normal: the operating system's default.
+    #[arg(long, env = "USERFLOWS_CPU_SCHEDULING", value_enum, default_value_t = CpuScheduling::Batch)]
+    cpu_scheduling: CpuScheduling,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +178,13 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::init("info");
     let settings = args.settings()?;
+    // Before any other thread starts, so that every thread inherits it.
+    if let Err(e) = sched::apply_to_new_threads(args.cpu_scheduling) {
+        tracing::warn!(
+            policy = ?args.cpu_scheduling,
+            "could not set the CPU scheduling policy ({e}); running with the default"
+        );
+    }
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(&settings)?;
         let data = match &settings.storage {
@@ -183,6 +196,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!(
             address = %app.address(),
             data = %data,
+            cpu_scheduling = ?args.cpu_scheduling,
             "userflows-emulator listening on http://{}/beta/identity/userFlows (ready once recovered: GET /_emulator/ready)",
             app.address()
         );

@@ -9,11 +9,13 @@ use std::sync::{mpsc, Mutex};
 
 use crate::helpers::{flow, token_for, TENANT};
 
-/// Starts the binary on a free port; returns it and its base URL once it listens.
-fn start_binary(dir: &Path) -> (Child, String) {
+/// Starts the binary on a free port with `extra` arguments; returns it and its base URL once it
+/// listens.
+pub fn start_binary(dir: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -70,7 +72,7 @@ enum Stop {
 /// Runs 8 writers against the binary until 400 creates were acknowledged, stops it with
 /// `stop` mid-load, and returns the acknowledged ids and whether the process exited with 0.
 fn load_then_stop(data: &Path, token: &str, stop: Stop) -> (Vec<String>, bool) {
-    let (mut child, base) = start_binary(data);
+    let (mut child, base) = start_binary(data, &[]);
     let acknowledged = Mutex::new(Vec::new());
     let count = AtomicUsize::new(0);
     let stopping = AtomicBool::new(false);
@@ -117,7 +119,7 @@ fn load_then_stop(data: &Path, token: &str, stop: Stop) -> (Vec<String>, bool) {
 
 /// Restarts the binary on `data` and returns the acknowledged ids it does not have.
 fn missing_after_restart(data: &Path, token: &str, acknowledged: &[String]) -> Vec<String> {
-    let (mut child, base) = start_binary(data);
+    let (mut child, base) = start_binary(data, &[]);
     let agent = ureq::AgentBuilder::new().build();
     let missing = acknowledged
         .iter()

@@ -12,4 +12,5 @@ mod read;
 mod recovery;
 mod restart;
 mod routes;
+mod scheduling;
 mod snapshots;
