@@ -4,6 +4,7 @@
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
+use super::response::COLLECTION_PATH;
 
 /// The resource a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub enum Target {
 /// Parses a raw (still percent-encoded) request path.
 pub fn parse(raw_path: &str) -> Result<Target, ApiError> {
     // The path of every create and list, as SDKs spell it.
-    if raw_path == "/beta/identity/userFlows" {
+    if raw_path == COLLECTION_PATH {
         return Ok(Target::Collection);
     }
     // Each segment decoded lazily; borrowed from the path unless it has escapes.
