@@ -23,8 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{UserFlow, USER_FLOW_CREATED, USER_FLOW_DELETED};
 use crate::store::{
-    decode, decode_json, stored_form, to_json, EventLog, EventStream, SledEventLog, StoreError,
-    StoredEvent,
+    decode_json, stored_form, to_json, EventLog, EventStream, SledEventLog, StoreError, StoredEvent,
 };
 use crate::tenant::{replay, TenantId};
 
@@ -396,8 +395,10 @@ fn events(args: &EventsArgs) -> anyhow::Result<()> {
                 Err(e) => writeln!(out, "<seq {seq} undecodable: {e}>"),
             },
             Format::Table => {
-                let id = match decode(&args.tenant, bytes) {
-                    Ok(stored) => stored.event.flow_id().to_string(),
+                // The record was rendered as JSON above; decode that, not the record again.
+                let id = match json.as_deref().map(decode_json) {
+                    Ok(Ok(stored)) => stored.event.flow_id().to_string(),
+                    Ok(Err(e)) => format!("<undecodable: {e}>"),
                     Err(e) => format!("<undecodable: {e}>"),
                 };
                 let field = |f: Option<&str>| f.unwrap_or("-").to_owned();

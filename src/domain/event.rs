@@ -104,7 +104,6 @@ pub fn evolve(state: &mut UserFlows, event: &UserFlowEvent) {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
 
     fn flow(id: &str) -> UserFlow {

@@ -22,6 +22,8 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The path of the collection, after the base.
 pub const COLLECTION_PATH: &str = "/beta/identity/userFlows";
+/// The path of one flow's `@odata.context`, after the base.
+const ENTITY_CONTEXT_PATH: &str = "/beta/$metadata#identity/userFlows/$entity";
 
 /// `scheme://host` as the client reached us (proxy headers honoured, as actix's
 /// `ConnectionInfo` reads them).
@@ -97,13 +99,15 @@ fn with_json_headers(status: StatusCode, body: Vec<u8>) -> HttpResponse {
 
 /// One flow, for get and create.
 pub fn entity(status: StatusCode, base: &str, flow: &UserFlow) -> Result<HttpResponse, ApiError> {
-    const PATH: &str = "/beta/$metadata#identity/userFlows/$entity";
     let id = flow.id.as_str();
     if [base, id].iter().any(|s| s.bytes().any(needs_escape)) {
         return json(
             status,
             &Entity {
-                context: ContextUrl { base, path: PATH },
+                context: ContextUrl {
+                    base,
+                    path: ENTITY_CONTEXT_PATH,
+                },
                 id: &flow.id,
                 user_flow_type: flow.user_flow_type,
                 user_flow_type_version: flow.user_flow_type_version,
@@ -115,7 +119,7 @@ pub fn entity(status: StatusCode, base: &str, flow: &UserFlow) -> Result<HttpRes
     for part in [
         r#"{"@odata.context":""#,
         base,
-        PATH,
+        ENTITY_CONTEXT_PATH,
         r#"","id":""#,
         id,
         r#"","userFlowType":""#,
@@ -190,7 +194,7 @@ mod tests {
                     let expected = serde_json::to_vec(&Entity {
                         context: ContextUrl {
                             base,
-                            path: "/beta/$metadata#identity/userFlows/$entity",
+                            path: ENTITY_CONTEXT_PATH,
                         },
                         id: &flow.id,
                         user_flow_type: flow.user_flow_type,
