@@ -7,8 +7,9 @@
 //!   ([`http::auth`]), validates the body with the [`domain`] rules, and sends a command to
 //!   the tenant's actor through the [`tenant::TenantRegistry`].
 //! - [`tenant`] runs one actor per tenant: it `decide`s against the state (plus changes still
-//!   waiting for the disk), appends an envelope to the tenant's stream in [`store`], waits for
-//!   the group commit, `evolve`s its state and replies.
+//!   waiting for the disk), appends the envelopes of one pass over its mailbox to the tenant's
+//!   stream in [`store`] with one write, waits for the group commit, `evolve`s its state and
+//!   replies.
 //! - [`store`] keeps every tenant's events in sled (or memory); one flush thread makes many
 //!   events durable at once.
 //! - [`admin`] serves `/_emulator/…` (with counters from [`metrics`]); [`cli`] is the command line; [`app`] wires one server

@@ -12,7 +12,7 @@ use userflows_emulator::domain::{
     Command, CreateUserFlow, DeleteUserFlow, UserFlow, UserFlowEvent, UserFlowId, UserFlowType,
     UserFlowTypeVersion,
 };
-use userflows_emulator::store::{encode, EventLog, EventMeta, StoreError};
+use userflows_emulator::store::{encode, EventLog, EventMeta, RecordBatch, StoreError};
 use userflows_emulator::tenant::{RegistryOptions, RequestMeta, TenantId, TenantRegistry};
 
 /// The tenant every bench uses.
@@ -82,7 +82,9 @@ pub fn fill(log: &dyn EventLog, tenant: &str, n: u64) -> Result<(), String> {
     for seq in 1..=n {
         let event = UserFlowEvent::Created(flow(&format!("B2C_1_replay{seq}"))?);
         let record = encode(seq, &meta, &event).map_err(|e| e.to_string())?;
-        stream.append(seq, &record).map_err(|e| e.to_string())?;
+        stream
+            .append(&RecordBatch::single(seq, &record))
+            .map_err(|e| e.to_string())?;
     }
     log.flush().map_err(|e: StoreError| e.to_string())
 }

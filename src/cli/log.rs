@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{UserFlow, USER_FLOW_CREATED, USER_FLOW_DELETED};
 use crate::store::{
-    decode_json, stored_form, to_json, EventLog, EventStream, SledEventLog, StoreError, StoredEvent,
+    decode_json, stored_form, to_json, EventLog, EventStream, RecordBatch, SledEventLog,
+    StoreError, StoredEvent,
 };
 use crate::tenant::{replay, TenantId};
 
@@ -786,7 +787,7 @@ fn import(args: &ImportArgs) -> anyhow::Result<()> {
     for (tenant, records) in &plan {
         let mut stream = log.open(tenant)?;
         for (seq, record) in (1_u64..).zip(records) {
-            stream.append(seq, record)?;
+            stream.append(&RecordBatch::single(seq, record))?;
             bar.inc(1);
         }
     }

@@ -182,7 +182,7 @@ pub(super) fn write(out: &mut Vec<u8>, header: &Header<'_>, event: &UserFlowEven
 
 /// Reads a compact record whole, or says what is wrong with it.
 pub(super) fn read(bytes: &[u8]) -> Result<(Header<'_>, UserFlowEvent), &'static str> {
-    let mut r = Reader { bytes, at: 0 };
+    let mut r = Reader::new(bytes);
     if r.byte()? != MARKER {
         return Err("no compact marker");
     }
@@ -262,7 +262,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<(Header<'_>, UserFlowEvent), &'static
     Ok((header, event))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -282,13 +282,21 @@ fn put_text(out: &mut Vec<u8>, text: Text<'_>) {
     }
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    pub(super) fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         let end = self.at.checked_add(n).ok_or("length too large")?;
         let taken = self.bytes.get(self.at..end).ok_or("record cut short")?;
         self.at = end;
@@ -300,7 +308,7 @@ impl<'a> Reader<'a> {
     }
 
     /// LEB128, in its shortest form only (one value, one encoding).
-    fn varint(&mut self) -> Result<u64, &'static str> {
+    pub(super) fn varint(&mut self) -> Result<u64, &'static str> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;

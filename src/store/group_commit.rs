@@ -23,16 +23,19 @@ struct Counters {
     events: AtomicU64,
 }
 
+/// A callback and the number of events it waits for.
+type Waiter = (u64, DurableCallback);
+
 pub(super) struct GroupCommit {
     /// `None` once shutting down; dropping it ends the thread's receive loop.
-    sender: Option<mpsc::Sender<DurableCallback>>,
+    sender: Option<mpsc::Sender<Waiter>>,
     worker: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
 
 impl GroupCommit {
     pub(super) fn start(db: sled::Db) -> std::io::Result<Self> {
-        let (sender, receiver) = mpsc::channel::<DurableCallback>();
+        let (sender, receiver) = mpsc::channel::<Waiter>();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let worker = std::thread::Builder::new()
@@ -45,11 +48,12 @@ impl GroupCommit {
         })
     }
 
-    /// Queues `done` for the next flush. An event appended before this call is covered by that
-    /// flush, because the flush starts only after the callback has been taken off the queue.
-    pub(super) fn submit(&self, done: DurableCallback) {
+    /// Queues `done`, which waits for `events` events, for the next flush. An event appended
+    /// before this call is covered by that flush, because the flush starts only after the
+    /// callback has been taken off the queue.
+    pub(super) fn submit(&self, events: u64, done: DurableCallback) {
         let refused = match &self.sender {
-            Some(sender) => sender.send(done).err().map(|e| e.0),
+            Some(sender) => sender.send((events, done)).err().map(|e| e.0 .1),
             None => Some(done),
         };
         if let Some(done) = refused {
@@ -76,7 +80,7 @@ impl Drop for GroupCommit {
     }
 }
 
-fn run(db: &sled::Db, receiver: &mpsc::Receiver<DurableCallback>, counters: &Counters) {
+fn run(db: &sled::Db, receiver: &mpsc::Receiver<Waiter>, counters: &Counters) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter());
@@ -85,10 +89,11 @@ fn run(db: &sled::Db, receiver: &mpsc::Receiver<DurableCallback>, counters: &Cou
             e.to_string()
         });
         counters.flushes.fetch_add(1, Ordering::Relaxed);
-        counters
-            .events
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for done in batch {
+        counters.events.fetch_add(
+            batch.iter().map(|(events, _)| events).sum(),
+            Ordering::Relaxed,
+        );
+        for (_, done) in batch {
             done(result.clone());
         }
     }

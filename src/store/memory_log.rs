@@ -1,11 +1,12 @@
 //! The in-memory engine: the same streams in process memory, for `--in-memory` runs and
 //! benchmarks. Everything is gone when the process exits.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use super::{Commit, CommitStats, DurableCallback, EventLog, EventStream, StoreError, Visit};
+use super::{
+    Commit, CommitStats, DurableCallback, EventLog, EventStream, RecordBatch, StoreError, Visit,
+};
 
 type Records = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
 
@@ -51,7 +52,7 @@ impl EventLog for MemoryEventLog {
         Commit::OnAppend
     }
 
-    fn when_durable(&self, done: DurableCallback) {
+    fn when_durable(&self, _events: u64, done: DurableCallback) {
         done(Ok(()));
     }
 
@@ -105,7 +106,11 @@ impl EventStream for MemoryStream {
         self.last_seq
     }
 
-    fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+    fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let seq = batch.first_seq();
         if seq != self.last_seq + 1 {
             return Err(StoreError::OutOfOrder {
                 tenant: self.tenant.clone(),
@@ -114,17 +119,15 @@ impl EventStream for MemoryStream {
             });
         }
         let mut records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
-        match records.entry(seq) {
-            Entry::Occupied(_) => Err(StoreError::AlreadyWritten {
+        if records.range(seq..).next().is_some() {
+            return Err(StoreError::AlreadyWritten {
                 tenant: self.tenant.clone(),
                 seq,
-            }),
-            Entry::Vacant(slot) => {
-                slot.insert(record.to_vec());
-                self.last_seq = seq;
-                Ok(())
-            }
+            });
         }
+        records.extend(batch.records().map(|(seq, record)| (seq, record.to_vec())));
+        self.last_seq = batch.last_seq();
+        Ok(())
     }
 
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {

@@ -1,8 +1,9 @@
 //! Storage of the event log: the [`EventLog`] trait (one append-only stream per tenant, key =
-//! sequence number), the envelope and its codecs (compact as stored, JSON as shown), the sled
-//! engine, an in-memory engine, and group commit. It sees serialized events only; it knows
+//! sequence number, appended in batches), the envelope and its codecs (compact as stored, JSON
+//! as shown), the sled engine, an in-memory engine, and group commit. It sees serialized events only; it knows
 //! nothing of HTTP or actors.
 
+mod batch;
 mod canonical;
 mod compact;
 mod envelope;
@@ -13,6 +14,7 @@ mod snapshot;
 
 use std::path::PathBuf;
 
+pub use batch::RecordBatch;
 pub use envelope::{
     decode, decode_event, decode_json, encode, stored_form, to_json, CodecError, Envelope,
     EventMeta, EventRecord, StoredEvent, SCHEMA_VERSION,
@@ -43,6 +45,12 @@ pub enum StoreError {
     AlreadyWritten { tenant: String, seq: u64 },
     #[error("tenant {tenant}: the record key {key:?} is not a big-endian u64 sequence number")]
     BadKey { tenant: String, key: Vec<u8> },
+    #[error("tenant {tenant}: the stored batch holding seq {seq} is damaged: {reason}")]
+    BadBatch {
+        tenant: String,
+        seq: u64,
+        reason: &'static str,
+    },
     #[error("a lock guarding the in-memory log was poisoned")]
     Poisoned,
 }
@@ -68,9 +76,10 @@ pub trait EventLog: Send + Sync {
     fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError>;
     /// Whether appends need a group commit before they may be acknowledged.
     fn commit(&self) -> Commit;
-    /// Calls `done` once every event appended before this call is durable. With
-    /// [`Commit::OnAppend`] it is called at once.
-    fn when_durable(&self, done: DurableCallback);
+    /// Calls `done` once every event appended before this call is durable; `events` is how
+    /// many of them this caller waits for (for the counters). With [`Commit::OnAppend`] it is
+    /// called at once.
+    fn when_durable(&self, events: u64, done: DurableCallback);
     /// Flushes everything now, blocking: for shutdown.
     fn flush(&self) -> Result<(), StoreError>;
     /// Counters of the group commit so far.
@@ -90,9 +99,10 @@ pub trait EventLog: Send + Sync {
 pub trait EventStream: Send + Sync {
     /// The highest sequence number stored (0 when empty).
     fn last_seq(&self) -> u64;
-    /// Appends the record for `seq`, which must be `last_seq() + 1`; refuses a seq that is
-    /// already stored, so a second writer fails loudly instead of overwriting.
-    fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError>;
+    /// Appends the records of `batch`, whose first seq must be `last_seq() + 1`, all or none;
+    /// refuses a seq that is already stored, so a second writer fails loudly instead of
+    /// overwriting. An empty batch appends nothing.
+    fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError>;
     /// Visits records in key order from `from` on, until `visit` returns `false`.
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError>;
     /// Visits records in reverse key order from `through` (inclusive) down, until `visit`

@@ -1,12 +1,16 @@
 //! The sled engine. One database per data directory; one tree per tenant named
-//! `events/<tenant>`, key = `seq` as big-endian `u64` (so key order is numeric order), value =
-//! the envelope as JSON. Only `insert`-style single-key writes are used: sled's first batch or
-//! transaction switches the whole process to a global lock.
+//! `events/<tenant>`, key = the seq of a value's first record as big-endian `u64` (so key order
+//! is numeric order), value = one record, or several for consecutive seqs (docs/adr/0007).
+//! Only single-key writes are used: sled's first batch or transaction switches the whole
+//! process to a global lock.
 
 use std::path::{Path, PathBuf};
 
+use super::batch::Records;
 use super::group_commit::GroupCommit;
-use super::{Commit, CommitStats, DurableCallback, EventLog, EventStream, StoreError, Visit};
+use super::{
+    Commit, CommitStats, DurableCallback, EventLog, EventStream, RecordBatch, StoreError, Visit,
+};
 
 const EVENTS_TREE_PREFIX: &str = "events/";
 /// sled's page cache (its default is 1 GiB). Logs are read once, in order, at recovery, and
@@ -92,7 +96,9 @@ impl EventLog for SledEventLog {
         // A malformed last key is not an error here: recovery's scan meets it, names it, and
         // makes only this tenant unavailable.
         let last_seq = match tree.last()? {
-            Some((key, _)) => seq_of(tenant, &key).unwrap_or(0),
+            Some((key, value)) => seq_of(tenant, &key).map_or(0, |first| {
+                first + Records::of(first, &value).count() as u64 - 1
+            }),
             None => 0,
         };
         Ok(Box::new(SledStream {
@@ -110,9 +116,9 @@ impl EventLog for SledEventLog {
         }
     }
 
-    fn when_durable(&self, done: DurableCallback) {
+    fn when_durable(&self, events: u64, done: DurableCallback) {
         match &self.group_commit {
-            Some(group) => group.submit(done),
+            Some(group) => group.submit(events, done),
             None => done(Ok(())),
         }
     }
@@ -196,7 +202,11 @@ impl EventStream for SledStream {
         self.last_seq
     }
 
-    fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+    fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let seq = batch.first_seq();
         if seq != self.last_seq + 1 {
             return Err(StoreError::OutOfOrder {
                 tenant: self.tenant.clone(),
@@ -204,25 +214,36 @@ impl EventStream for SledStream {
                 got: seq,
             });
         }
-        // Insert only when absent: a second writer of this tenant fails here, loudly.
-        let swapped =
-            self.tree
-                .compare_and_swap(seq.to_be_bytes(), None as Option<&[u8]>, Some(record))?;
+        // Insert only when absent: a second writer of this tenant starts its next batch at a
+        // seq the first one already stored under, and fails here, loudly.
+        let swapped = self.tree.compare_and_swap(
+            seq.to_be_bytes(),
+            None as Option<&[u8]>,
+            Some(batch.stored()),
+        )?;
         if swapped.is_err() {
             return Err(StoreError::AlreadyWritten {
                 tenant: self.tenant.clone(),
                 seq,
             });
         }
-        self.last_seq = seq;
+        self.last_seq = batch.last_seq();
         Ok(())
     }
 
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
-        for entry in self.tree.range(from.to_be_bytes()..) {
+        // The record of `from` may be in a batch stored under an earlier seq.
+        let start = match self.tree.range(..=from.to_be_bytes()).next_back() {
+            Some(entry) => entry?.0,
+            None => sled::IVec::from(&from.to_be_bytes()[..]),
+        };
+        for entry in self.tree.range(start..) {
             let (key, value) = entry?;
-            if !visit(seq_of(&self.tenant, &key)?, &value)? {
-                break;
+            for record in Records::of(seq_of(&self.tenant, &key)?, &value) {
+                let (seq, bytes) = record.map_err(|fault| self.bad_batch(fault))?;
+                if seq >= from && !visit(seq, bytes)? {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -231,10 +252,117 @@ impl EventStream for SledStream {
     fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         for entry in self.tree.range(..=through.to_be_bytes()).rev() {
             let (key, value) = entry?;
-            if !visit(seq_of(&self.tenant, &key)?, &value)? {
-                break;
+            let records: Vec<_> = Records::of(seq_of(&self.tenant, &key)?, &value).collect();
+            for record in records.into_iter().rev() {
+                let (seq, bytes) = record.map_err(|fault| self.bad_batch(fault))?;
+                if seq <= through && !visit(seq, bytes)? {
+                    return Ok(());
+                }
             }
         }
         Ok(())
+    }
+}
+
+impl SledStream {
+    fn bad_batch(&self, (seq, reason): (u64, &'static str)) -> StoreError {
+        StoreError::BadBatch {
+            tenant: self.tenant.clone(),
+            seq,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first: u64, n: u64) -> RecordBatch {
+        let mut batch = RecordBatch::starting_at(first);
+        for _ in 0..n {
+            let seq = batch.next_seq();
+            batch.push(format!("r{seq}").as_bytes());
+        }
+        batch
+    }
+
+    fn seqs_of(scan: impl FnOnce(&mut Visit<'_>) -> Result<(), StoreError>) -> Vec<u64> {
+        let mut seen = Vec::new();
+        scan(&mut |seq, bytes| {
+            assert_eq!(bytes, format!("r{seq}").as_bytes());
+            seen.push(seq);
+            Ok(true)
+        })
+        .unwrap();
+        seen
+    }
+
+    #[test]
+    fn batches_read_back_one_record_at_a_time_from_any_seq() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = SledEventLog::open(tmp.path(), false).unwrap();
+        let mut stream = log.open("t").unwrap();
+        // Keys 1 (one record), 2 (seqs 2..=5), 6 (6..=7).
+        for b in [batch(1, 1), batch(2, 4), batch(6, 2)] {
+            stream.append(&b).unwrap();
+        }
+        stream.append(&RecordBatch::starting_at(8)).unwrap();
+        assert_eq!(stream.last_seq(), 7);
+        let tree = log.db.open_tree(events_tree_name("t")).unwrap();
+        assert_eq!(tree.len(), 3);
+        assert_eq!(&*tree.get(1u64.to_be_bytes()).unwrap().unwrap(), b"r1");
+
+        assert_eq!(seqs_of(|v| stream.scan(1, v)), (1..=7).collect::<Vec<_>>());
+        assert_eq!(seqs_of(|v| stream.scan(4, v)), (4..=7).collect::<Vec<_>>());
+        assert_eq!(seqs_of(|v| stream.scan(9, v)), Vec::<u64>::new());
+        assert_eq!(seqs_of(|v| stream.scan_back(4, v)), [4, 3, 2, 1]);
+        assert_eq!(seqs_of(|v| stream.scan_back(u64::MAX, v)).len(), 7);
+        let mut first_two = Vec::new();
+        stream
+            .scan(3, &mut |seq, _| {
+                first_two.push(seq);
+                Ok(first_two.len() < 2)
+            })
+            .unwrap();
+        assert_eq!(first_two, [3, 4]);
+
+        drop(stream);
+        assert_eq!(log.open("t").unwrap().last_seq(), 7, "reopened");
+    }
+
+    #[test]
+    fn a_second_writer_fails_loudly_and_a_damaged_batch_names_its_seq() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = SledEventLog::open(tmp.path(), false).unwrap();
+        let mut first = log.open("t").unwrap();
+        let mut stale = log.open("t").unwrap();
+        first.append(&batch(1, 3)).unwrap();
+        assert!(matches!(
+            stale.append(&batch(1, 2)),
+            Err(StoreError::AlreadyWritten { seq: 1, .. })
+        ));
+        assert!(matches!(
+            first.append(&batch(5, 1)),
+            Err(StoreError::OutOfOrder {
+                expected: 4,
+                got: 5,
+                ..
+            })
+        ));
+
+        let tree = log.db.open_tree(events_tree_name("t")).unwrap();
+        tree.insert(4u64.to_be_bytes(), &b"\xFC\x02r4\x09r5"[..])
+            .unwrap();
+        let mut seen = Vec::new();
+        let scanned = first.scan(1, &mut |seq, _| {
+            seen.push(seq);
+            Ok(true)
+        });
+        assert_eq!(seen, [1, 2, 3, 4]);
+        assert!(
+            matches!(scanned, Err(StoreError::BadBatch { seq: 5, .. })),
+            "{scanned:?}"
+        );
     }
 }

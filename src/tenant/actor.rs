@@ -1,6 +1,8 @@
-//! The tenant actor: decides commands in arrival order, appends their events to the tenant's
-//! stream, and replies once the group commit says they are durable. Reads are answered from the
-//! durable state only, so no client sees a change a crash could take back.
+//! The tenant actor: decides commands in arrival order, gathers the events of one pass over its
+//! mailbox into a batch appended to the tenant's stream with one write (docs/adr/0007), and
+//! replies once they are stored, and in the default mode once the group commit says they are
+//! durable. Reads are answered from that state only, so no client sees a change a crash could
+//! take back.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,7 +18,7 @@ use super::{
     answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
 };
 use crate::domain::{decide, evolve, Command, UserFlowEvent, UserFlows};
-use crate::store::{encode, Commit, EventLog, EventMeta, EventStream};
+use crate::store::{encode, Commit, EventLog, EventMeta, EventStream, RecordBatch};
 
 /// A place in a tenant's bounded queue; freed when dropped.
 pub(super) struct Permit(pub(super) Arc<AtomicUsize>);
@@ -45,6 +47,17 @@ pub(super) struct Query {
     pub(super) reply: oneshot::Sender<Result<ReadOutcome, TenantError>>,
     pub(super) permit: Permit,
 }
+
+/// Write the batch: sent to itself with the first event of a batch, so it runs once the mailbox
+/// is drained (actix handles notified messages after the mailbox).
+struct WriteBatch;
+
+impl Message for WriteBatch {
+    type Result = ();
+}
+
+/// The most events one write carries; a fuller batch is written at once.
+const MAX_BATCH: u64 = 128;
 
 /// Stop the actor (the tenant is being reset): waiting clients get 503.
 #[derive(Message)]
@@ -81,9 +94,11 @@ pub(super) struct TenantActor {
     stream: Box<dyn EventStream>,
     /// The durable state; reads see only this.
     health: Health,
+    /// Decided but not yet written.
+    batch: RecordBatch,
     /// Decided but not durable: `decide` sees the durable state through it.
     pending: Pending,
-    /// Replies held back until their event is durable, in seq order.
+    /// Replies held back until their event is written and durable, in seq order.
     waiting: VecDeque<Waiting>,
     /// The seq of the last event applied to the durable state.
     applied_seq: u64,
@@ -109,10 +124,12 @@ pub(super) struct ActorStart {
 
 impl TenantActor {
     pub(super) fn new(start: ActorStart) -> Self {
+        let batch = RecordBatch::starting_at(start.stream.last_seq() + 1);
         Self {
             tenant: start.tenant,
             log: start.log,
             stream: start.stream,
+            batch,
             health: start.health,
             pending: Pending::default(),
             waiting: VecDeque::new(),
@@ -130,8 +147,9 @@ impl TenantActor {
         }
     }
 
-    /// Decides and appends; returns the event and its seq, or the refusal to send back.
-    fn decide_and_append(
+    /// Decides and adds the event to the batch; returns the event and its seq, or the refusal
+    /// to send back.
+    fn decide_and_stage(
         &mut self,
         command: &Command,
         meta: RequestMeta,
@@ -145,7 +163,7 @@ impl TenantActor {
             pending: &self.pending,
         };
         let event = decide(&view, command)?;
-        let seq = self.stream.last_seq() + 1;
+        let seq = self.batch.next_seq();
         let meta = EventMeta {
             recorded_at: SystemTime::now(),
             request_id: meta.request_id,
@@ -153,12 +171,70 @@ impl TenantActor {
         };
         let record =
             encode(seq, &meta, &event).map_err(|e| TenantError::Internal(e.to_string()))?;
-        self.stream.append(seq, &record).map_err(|e| {
-            tracing::error!(tenant = %self.tenant, seq, error = %e, "append failed");
-            TenantError::Storage(e.to_string())
-        })?;
-        self.appended.fetch_add(1, Ordering::Relaxed);
+        self.batch.push(&record);
         Ok((seq, event))
+    }
+
+    /// Appends the batch with one write, then settles it (its records are stored as durably as
+    /// this log promises) or hands it to the group commit.
+    fn write_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let up_to = self.batch.last_seq();
+        if let Err(e) = self.stream.append(&self.batch) {
+            tracing::error!(tenant = %self.tenant, up_to, error = %e, "append failed");
+            self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1);
+            // Events were decided against the ones lost: stop serving this state.
+            self.fail(format!("an append failed: {e}"));
+            return;
+        }
+        let events = self.batch.len();
+        self.appended.fetch_add(events, Ordering::Relaxed);
+        self.batch.restart();
+        if self.log.commit() == Commit::OnAppend {
+            self.settle(up_to);
+            return;
+        }
+        let me = ctx.address();
+        self.log.when_durable(
+            events,
+            Box::new(move |result| {
+                me.do_send(Durable { up_to, result });
+            }),
+        );
+    }
+
+    /// Applies every waiting event up to `up_to` and sends the held-back replies.
+    fn settle(&mut self, up_to: u64) {
+        while self.waiting.front().is_some_and(|w| w.seq <= up_to) {
+            let Some(Waiting {
+                seq,
+                decision,
+                reply,
+            }) = self.waiting.pop_front()
+            else {
+                break;
+            };
+            let answer = decision.map(|event| {
+                self.apply(seq, &event);
+                self.pending.settle(seq, &event);
+                outcome(event)
+            });
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// The state in memory may now differ from what survives a crash: every waiting client
+    /// gets 503 and so does every later request.
+    fn fail(&mut self, reason: String) {
+        for waiting in self.waiting.drain(..) {
+            let _ = waiting
+                .reply
+                .send(Err(TenantError::Storage(reason.clone())));
+        }
+        self.pending.clear();
+        self.health = Health::Broken(reason);
     }
 
     /// Applies durable event `seq` and saves a snapshot when one is due.
@@ -210,40 +286,34 @@ impl Handler<Execute> for TenantActor {
             reply,
             permit,
         } = msg;
-        let decided = self.decide_and_append(&command, meta);
+        let decided = self.decide_and_stage(&command, meta);
         // Decided: the command leaves the bounded queue, even if it still waits for the disk.
         drop(permit);
-        let (seq, event) = match decided {
-            Ok(decided) => decided,
+        let (seq, decision) = match decided {
+            Ok((seq, event)) => {
+                self.pending.record(seq, &event);
+                if self.batch.len() == 1 {
+                    ctx.notify(WriteBatch);
+                }
+                (seq, Ok(event))
+            }
+            // A refusal may rest on an event not yet durable: it waits for the same flush.
             Err(e @ TenantError::Domain(_)) if !self.waiting.is_empty() => {
-                let seq = self.stream.last_seq();
-                self.waiting.push_back(Waiting {
-                    seq,
-                    decision: Err(e),
-                    reply,
-                });
-                return;
+                (self.batch.last_seq(), Err(e))
             }
             Err(e) => {
                 let _ = reply.send(Err(e));
                 return;
             }
         };
-        if self.log.commit() == Commit::OnAppend {
-            self.apply(seq, &event);
-            let _ = reply.send(Ok(outcome(event)));
-            return;
-        }
-        self.pending.record(seq, &event);
         self.waiting.push_back(Waiting {
             seq,
-            decision: Ok(event),
+            decision,
             reply,
         });
-        let me = ctx.address();
-        self.log.when_durable(Box::new(move |result| {
-            me.do_send(Durable { up_to: seq, result });
-        }));
+        if self.batch.len() >= MAX_BATCH {
+            self.write_batch(ctx);
+        }
     }
 }
 
@@ -251,35 +321,21 @@ impl Handler<Durable> for TenantActor {
     type Result = ();
 
     fn handle(&mut self, msg: Durable, _ctx: &mut Self::Context) {
-        if let Err(reason) = msg.result {
-            // The state in memory may now differ from what survives a crash: stop serving it.
-            tracing::error!(tenant = %self.tenant, %reason, "flush failed; tenant unavailable");
-            let reason = format!("a flush failed: {reason}");
-            for waiting in self.waiting.drain(..) {
-                let _ = waiting
-                    .reply
-                    .send(Err(TenantError::Storage(reason.clone())));
+        match msg.result {
+            Ok(()) => self.settle(msg.up_to),
+            Err(reason) => {
+                tracing::error!(tenant = %self.tenant, %reason, "flush failed; tenant unavailable");
+                self.fail(format!("a flush failed: {reason}"));
             }
-            self.pending.clear();
-            self.health = Health::Broken(reason);
-            return;
         }
-        while self.waiting.front().is_some_and(|w| w.seq <= msg.up_to) {
-            let Some(Waiting {
-                seq,
-                decision,
-                reply,
-            }) = self.waiting.pop_front()
-            else {
-                break;
-            };
-            let answer = decision.map(|event| {
-                self.apply(seq, &event);
-                self.pending.settle(seq, &event);
-                outcome(event)
-            });
-            let _ = reply.send(answer);
-        }
+    }
+}
+
+impl Handler<WriteBatch> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: WriteBatch, ctx: &mut Self::Context) {
+        self.write_batch(ctx);
     }
 }
 

@@ -416,7 +416,7 @@ fn undecodable(tenant: &str, seq: u64, source: CodecError) -> RecoveryError {
 mod tests {
     use super::*;
     use crate::domain::{UserFlow, UserFlowEvent, UserFlowId};
-    use crate::store::{encode, EventMeta, MemoryEventLog};
+    use crate::store::{encode, EventMeta, MemoryEventLog, RecordBatch};
 
     /// A stream of `n` events (creates, with every third one deleting an earlier flow).
     fn stream_of(n: u64, corrupt: Option<u64>) -> Box<dyn EventStream> {
@@ -439,7 +439,7 @@ mod tests {
             if corrupt == Some(seq) {
                 record.truncate(record.len() / 2);
             }
-            stream.append(seq, &record).unwrap();
+            stream.append(&RecordBatch::single(seq, &record)).unwrap();
         }
         stream
     }
@@ -451,8 +451,9 @@ mod tests {
         fn last_seq(&self) -> u64 {
             self.0.keys().next_back().copied().unwrap_or(0)
         }
-        fn append(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
-            self.0.insert(seq, record.to_vec());
+        fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+            self.0
+                .extend(batch.records().map(|(seq, record)| (seq, record.to_vec())));
             Ok(())
         }
         fn scan(&self, from: u64, visit: &mut crate::store::Visit<'_>) -> Result<(), StoreError> {

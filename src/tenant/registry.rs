@@ -452,7 +452,7 @@ mod tests {
         fn commit(&self) -> Commit {
             Commit::GroupCommit
         }
-        fn when_durable(&self, done: DurableCallback) {
+        fn when_durable(&self, _events: u64, done: DurableCallback) {
             self.held.lock().unwrap().push(done);
         }
         fn flush(&self) -> Result<(), StoreError> {
@@ -496,6 +496,30 @@ mod tests {
         }
     }
 
+    /// Holds the only arbiter thread until the returned sender sends, so that messages wait in
+    /// the actor's mailbox.
+    fn hold_the_arbiter(registry: &TenantRegistry) -> std::sync::mpsc::Sender<()> {
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        registry.arbiters[0].spawn(async move {
+            let _ = started.send(());
+            let _ = held.recv();
+        });
+        running.recv().unwrap();
+        release
+    }
+
+    /// A registry over a [`HeldLog`] and the handle of its tenant `t`.
+    fn held_tenant() -> (Arc<HeldLog>, TenantRegistry, TenantHandle) {
+        let log = Arc::new(HeldLog::default());
+        let registry = TenantRegistry::new(Arc::clone(&log) as Arc<dyn EventLog>, options(16));
+        registry.recover_all().unwrap();
+        let handle = registry
+            .get_or_start(&TenantId::parse("t").unwrap())
+            .unwrap();
+        (log, registry, handle)
+    }
+
     async fn settle() {
         for _ in 0..50 {
             actix_web::rt::task::yield_now().await;
@@ -504,12 +528,7 @@ mod tests {
 
     #[actix_web::test]
     async fn nothing_decided_against_a_pending_write_is_seen_before_its_flush() {
-        let log = Arc::new(HeldLog::default());
-        let registry = TenantRegistry::new(Arc::clone(&log) as Arc<dyn EventLog>, options(16));
-        registry.recover_all().unwrap();
-        let handle = registry
-            .get_or_start(&TenantId::parse("t").unwrap())
-            .unwrap();
+        let (log, registry, handle) = held_tenant();
         let (h1, h2, h3) = (handle.clone(), handle.clone(), handle.clone());
         let first = actix_web::rt::spawn(async move { h1.execute(create("a"), meta()).await });
         while log.held.lock().unwrap().is_empty() {
@@ -537,19 +556,51 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn the_creates_queued_in_one_pass_are_one_write_and_answered_after_its_flush() {
+        let (log, registry, handle) = held_tenant();
+        let release = hold_the_arbiter(&registry);
+        let mut creates = Vec::new();
+        for (queued, id) in (1..).zip(["a", "b", "A", "c"]) {
+            let h = handle.clone();
+            creates.push(actix_web::rt::spawn(async move {
+                h.execute(create(id), meta()).await
+            }));
+            while handle.queued.load(Ordering::Acquire) < queued {
+                actix_web::rt::task::yield_now().await;
+            }
+        }
+        release.send(()).unwrap();
+        while log.held.lock().unwrap().is_empty() {
+            actix_web::rt::task::yield_now().await;
+        }
+        settle().await;
+        assert_eq!(log.held.lock().unwrap().len(), 1, "one write, one flush");
+        assert_eq!(log.inner.open("t").unwrap().last_seq(), 3);
+        assert!(creates.iter().all(|c| !c.is_finished()));
+        log.complete_flush();
+        let mut statuses = Vec::new();
+        for c in creates {
+            statuses.push(match c.await.unwrap() {
+                Ok(WriteOutcome::Created(flow)) => flow.id.as_str().to_owned(),
+                Err(TenantError::Domain(_)) => "refused".to_owned(),
+                other => panic!("{other:?}"),
+            });
+        }
+        assert_eq!(statuses, ["B2C_1_a", "B2C_1_b", "refused", "B2C_1_c"]);
+        assert!(matches!(
+            handle.read(Read::Count).await,
+            Ok(ReadOutcome::Count(3))
+        ));
+        registry.shutdown();
+    }
+
+    #[actix_web::test]
     async fn a_full_queue_answers_busy_at_once_and_serves_again_when_drained() {
         let registry = TenantRegistry::new(Arc::new(MemoryEventLog::new()), options(2));
         registry.recover_all().unwrap();
         let tenant = TenantId::parse("t").unwrap();
         let handle = registry.get_or_start(&tenant).unwrap();
-        // Hold the only arbiter thread so that messages wait in the queue.
-        let (started, running) = std::sync::mpsc::channel::<()>();
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        registry.arbiters[0].spawn(async move {
-            let _ = started.send(());
-            let _ = held.recv();
-        });
-        running.recv().unwrap();
+        let release = hold_the_arbiter(&registry);
         let waiting: Vec<_> = (0..2)
             .map(|_| {
                 let h = handle.clone();

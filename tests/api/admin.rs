@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::helpers::{flow, spawn_app, spawn_app_with, token_for, OTHER_TENANT, TENANT};
+use crate::helpers::{
+    flow, spawn_app, spawn_app_with, stored_events, token_for, OTHER_TENANT, TENANT,
+};
 
 fn events(app: &crate::helpers::TestApp, tenant: &str, query: &str) -> Vec<Value> {
     let r = app.request(
@@ -47,6 +49,40 @@ fn metrics_count_requests_events_and_flushes() {
         .contains("userflows_request_duration_seconds_bucket{le=\"+Inf\"}"));
     assert!(r.body.contains("userflows_events_per_flush "));
     assert!(r.body.contains("userflows_recovery_seconds "));
+}
+
+#[test]
+fn concurrent_creates_are_counted_per_event_and_all_survive_a_restart() {
+    let mut app = spawn_app();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let app = &app;
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                scope.spawn(move || {
+                    (0..25)
+                        .map(|i| app.create(&flow(&format!("c{t}x{i}"))).status)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let r = app.request("GET", "/_emulator/metrics", &[], None);
+    for line in [
+        "userflows_events_appended_total 200",
+        "userflows_flushed_events_total 200",
+    ] {
+        assert!(r.body.lines().any(|l| l == line), "{line} in\n{}", r.body);
+    }
+    app.stop();
+    assert_eq!(stored_events(&app.data_dir(), TENANT), 200);
+    app.start();
+    assert_eq!(app.count().body, "200");
+    assert_eq!(app.get("B2C_1_c7x24").status, 200);
 }
 
 #[test]

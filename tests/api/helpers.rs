@@ -332,16 +332,30 @@ pub fn open_sled(dir: &Path) -> sled::Db {
     panic!("{} stayed locked for 5 s", dir.display());
 }
 
-/// The number of records in a tenant's stream of a stopped app's directory.
+/// The number of events in a tenant's stream of a stopped app's directory, read through the
+/// store (a stored value may hold several events, docs/adr/0007).
 pub fn stored_events(dir: &Path, tenant: &str) -> usize {
-    let db = open_sled(dir);
-    let name = userflows_emulator::store::events_tree_name(tenant);
-    if !db
-        .tree_names()
-        .iter()
-        .any(|n| n.as_ref() == name.as_bytes())
-    {
+    use userflows_emulator::store::{EventLog, SledEventLog, StoreError};
+    let log = (0..100)
+        .find_map(|_| match SledEventLog::open(dir, false) {
+            Ok(log) => Some(log),
+            Err(StoreError::Locked { .. }) => {
+                std::thread::sleep(Duration::from_millis(50));
+                None
+            }
+            Err(e) => panic!("opening {}: {e}", dir.display()),
+        })
+        .unwrap_or_else(|| panic!("{} stayed locked for 5 s", dir.display()));
+    if !log.has_tenant(tenant).unwrap() {
         return 0;
     }
-    db.open_tree(name).unwrap().len()
+    let mut events = 0;
+    log.open(tenant)
+        .unwrap()
+        .scan(1, &mut |_, _| {
+            events += 1;
+            Ok(true)
+        })
+        .unwrap();
+    events
 }
