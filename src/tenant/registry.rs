@@ -424,7 +424,7 @@ fn resetting(tenant: &TenantId) -> TenantError {
 mod tests {
     use super::*;
     use crate::domain::{CreateUserFlow, UserFlow};
-    use crate::store::{Commit, CommitStats, DurableCallback, MemoryEventLog};
+    use crate::store::{Commit, CommitStats, DurableCallback, MemoryEventLog, RecordBatch};
 
     /// A log whose flushes complete only when the test says so.
     #[derive(Default)]
@@ -520,6 +520,25 @@ mod tests {
         (log, registry, handle)
     }
 
+    /// Sends a create of each id in order and waits until each is queued (the actor's arbiter
+    /// held), so they are handled in this order.
+    async fn queue_creates(
+        handle: &TenantHandle,
+        ids: &[&'static str],
+    ) -> Vec<actix_web::rt::task::JoinHandle<Result<WriteOutcome, TenantError>>> {
+        let mut creates = Vec::new();
+        for (queued, &id) in (1..).zip(ids) {
+            let h = handle.clone();
+            creates.push(actix_web::rt::spawn(async move {
+                h.execute(create(id), meta()).await
+            }));
+            while handle.queued.load(Ordering::Acquire) < queued {
+                actix_web::rt::task::yield_now().await;
+            }
+        }
+        creates
+    }
+
     async fn settle() {
         for _ in 0..50 {
             actix_web::rt::task::yield_now().await;
@@ -559,16 +578,7 @@ mod tests {
     async fn the_creates_queued_in_one_pass_are_one_write_and_answered_after_its_flush() {
         let (log, registry, handle) = held_tenant();
         let release = hold_the_arbiter(&registry);
-        let mut creates = Vec::new();
-        for (queued, id) in (1..).zip(["a", "b", "A", "c"]) {
-            let h = handle.clone();
-            creates.push(actix_web::rt::spawn(async move {
-                h.execute(create(id), meta()).await
-            }));
-            while handle.queued.load(Ordering::Acquire) < queued {
-                actix_web::rt::task::yield_now().await;
-            }
-        }
+        let creates = queue_creates(&handle, &["a", "b", "A", "c"]).await;
         release.send(()).unwrap();
         while log.held.lock().unwrap().is_empty() {
             actix_web::rt::task::yield_now().await;
@@ -591,6 +601,41 @@ mod tests {
             handle.read(Read::Count).await,
             Ok(ReadOutcome::Count(3))
         ));
+        registry.shutdown();
+    }
+
+    #[actix_web::test]
+    async fn a_failed_append_answers_its_batch_and_every_later_request_with_unavailable() {
+        let (log, registry, handle) = held_tenant();
+        let release = hold_the_arbiter(&registry);
+        let creates = queue_creates(&handle, &["a", "b"]).await;
+        // A second writer takes seq 1 first: the actor's write of seqs 1..=2 is refused.
+        log.inner
+            .open("t")
+            .unwrap()
+            .append(&RecordBatch::single(1, b"x"))
+            .unwrap();
+        release.send(()).unwrap();
+        for c in creates {
+            let answer = c.await.unwrap();
+            assert!(
+                matches!(&answer, Err(TenantError::Storage(m)) if m.contains("append failed")),
+                "{answer:?}"
+            );
+        }
+        assert!(matches!(
+            handle.execute(create("c"), meta()).await,
+            Err(TenantError::Unavailable { .. })
+        ));
+        assert!(matches!(
+            handle.read(Read::Count).await,
+            Err(TenantError::Unavailable { .. })
+        ));
+        assert!(
+            log.held.lock().unwrap().is_empty(),
+            "nothing waits for a flush"
+        );
+        assert_eq!(log.inner.open("t").unwrap().last_seq(), 1);
         registry.shutdown();
     }
 
