@@ -82,18 +82,18 @@ impl Drop for GroupCommit {
 
 fn run(db: &sled::Db, receiver: &mpsc::Receiver<Waiter>, counters: &Counters) {
     while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        batch.extend(receiver.try_iter());
+        let mut waiters = vec![first];
+        waiters.extend(receiver.try_iter());
         let result = db.flush().map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "flush failed");
             e.to_string()
         });
         counters.flushes.fetch_add(1, Ordering::Relaxed);
         counters.events.fetch_add(
-            batch.iter().map(|(events, _)| events).sum(),
+            waiters.iter().map(|(events, _)| events).sum(),
             Ordering::Relaxed,
         );
-        for (_, done) in batch {
+        for (_, done) in waiters {
             done(result.clone());
         }
     }

@@ -1,7 +1,7 @@
 //! Storage of the event log: the [`EventLog`] trait (one append-only stream per tenant, key =
 //! sequence number, appended in batches), the envelope and its codecs (compact as stored, JSON
-//! as shown), the sled engine, an in-memory engine, and group commit. It sees serialized events only; it knows
-//! nothing of HTTP or actors.
+//! as shown), the sled engine, an in-memory engine, and group commit. It sees serialized events
+//! only; it knows nothing of HTTP or actors.
 
 mod batch;
 mod canonical;
