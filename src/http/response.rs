@@ -73,6 +73,20 @@ struct Entity<'a> {
     user_flow_type_version: UserFlowTypeVersion,
 }
 
+impl<'a> Entity<'a> {
+    fn of(base: &'a str, flow: &'a UserFlow) -> Self {
+        Self {
+            context: ContextUrl {
+                base,
+                path: ENTITY_CONTEXT_PATH,
+            },
+            id: &flow.id,
+            user_flow_type: flow.user_flow_type,
+            user_flow_type_version: flow.user_flow_type_version,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Collection<'a> {
     #[serde(rename = "@odata.context")]
@@ -101,18 +115,7 @@ fn with_json_headers(status: StatusCode, body: Vec<u8>) -> HttpResponse {
 pub fn entity(status: StatusCode, base: &str, flow: &UserFlow) -> Result<HttpResponse, ApiError> {
     let id = flow.id.as_str();
     if [base, id].iter().any(|s| s.bytes().any(needs_escape)) {
-        return json(
-            status,
-            &Entity {
-                context: ContextUrl {
-                    base,
-                    path: ENTITY_CONTEXT_PATH,
-                },
-                id: &flow.id,
-                user_flow_type: flow.user_flow_type,
-                user_flow_type_version: flow.user_flow_type_version,
-            },
-        );
+        return json(status, &Entity::of(base, flow));
     }
     // The common case written directly: the same bytes as `Entity` serialized (a test checks).
     let mut body = Vec::with_capacity(base.len() + id.len() + 128);
@@ -191,16 +194,7 @@ mod tests {
                         user_flow_type_version: version,
                         ..flow.clone()
                     };
-                    let expected = serde_json::to_vec(&Entity {
-                        context: ContextUrl {
-                            base,
-                            path: ENTITY_CONTEXT_PATH,
-                        },
-                        id: &flow.id,
-                        user_flow_type: flow.user_flow_type,
-                        user_flow_type_version: flow.user_flow_type_version,
-                    })
-                    .unwrap();
+                    let expected = serde_json::to_vec(&Entity::of(base, &flow)).unwrap();
                     let response = entity(StatusCode::CREATED, base, &flow).unwrap();
                     let body = actix_web::body::to_bytes(response.into_body());
                     let body = futures_util::FutureExt::now_or_never(body)
