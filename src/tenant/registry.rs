@@ -2,6 +2,7 @@
 //! arbiters by a hash of the tenant, each behind a bounded queue. Recovers every tenant in
 //! parallel; until that is done it is not ready and tenants answer 503. Resets a tenant.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +20,28 @@ use crate::domain::{Command, UserFlows};
 use crate::store::{EventLog, EventStream, StoreError};
 
 type RecoveredStream = Result<(Box<dyn EventStream>, Health, u64), StoreError>;
+
+/// Handles a thread keeps at most; past it the thread's copies are dropped and fetched again.
+const NEAR_CAPACITY: usize = 256;
+
+/// Gives every registry an id, so a thread's copied handles are never taken for another's.
+static REGISTRY_IDS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's copies of the handles it has used, each with the registry it came from and
+    /// that registry's generation when copied. A request finds its tenant's actor here without
+    /// taking the registry's lock (shared by every worker) and without cloning a handle (an
+    /// `Addr` clone allocates twice and touches counters the arbiter also writes).
+    static NEAR: RefCell<hashbrown::HashMap<TenantId, NearHandle>> =
+        RefCell::new(hashbrown::HashMap::new());
+}
+
+/// A handle copied into a thread's [`NEAR`].
+struct NearHandle {
+    registry: u64,
+    generation: u64,
+    handle: TenantHandle,
+}
 
 /// What start-up recovery found.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +101,15 @@ impl TenantHandle {
         command: Command,
         meta: RequestMeta,
     ) -> Result<WriteOutcome, TenantError> {
+        settled(self.send_execute(command, meta)).await
+    }
+
+    /// Answers a read from the durable state.
+    pub async fn read(&self, read: Read) -> Result<ReadOutcome, TenantError> {
+        settled(self.send_read(read)).await
+    }
+
+    fn send_execute(&self, command: Command, meta: RequestMeta) -> Sent<WriteOutcome> {
         let permit = self.permit()?;
         let (reply, answer) = oneshot::channel();
         self.addr.do_send(Execute {
@@ -86,11 +118,10 @@ impl TenantHandle {
             reply,
             permit,
         });
-        answer.await.map_err(|_| TenantError::ShuttingDown)?
+        Ok(answer)
     }
 
-    /// Answers a read from the durable state.
-    pub async fn read(&self, read: Read) -> Result<ReadOutcome, TenantError> {
+    fn send_read(&self, read: Read) -> Sent<ReadOutcome> {
         let permit = self.permit()?;
         let (reply, answer) = oneshot::channel();
         self.addr.do_send(Query {
@@ -98,8 +129,16 @@ impl TenantHandle {
             reply,
             permit,
         });
-        answer.await.map_err(|_| TenantError::ShuttingDown)?
+        Ok(answer)
     }
+}
+
+/// A message handed to an actor: the receiver its answer will come on.
+type Sent<T> = Result<oneshot::Receiver<Result<T, TenantError>>, TenantError>;
+
+/// The answer to a sent message.
+async fn settled<T>(sent: Sent<T>) -> Result<T, TenantError> {
+    sent?.await.map_err(|_| TenantError::ShuttingDown)?
 }
 
 enum Slot {
@@ -116,6 +155,11 @@ pub struct TenantRegistry {
     /// storage lock it holds) is released before the process reopens the directory.
     owned_arbiters: Mutex<Vec<Arbiter>>,
     tenants: RwLock<HashMap<TenantId, Slot>>,
+    /// This registry's id in the threads' [`NEAR`] copies.
+    id: u64,
+    /// Moves on whenever a running actor leaves `tenants`, so every thread's copies from
+    /// before are dropped rather than used.
+    generation: AtomicU64,
     options: RegistryOptions,
     hasher: std::collections::hash_map::RandomState,
     /// Events appended by all tenants since start, for metrics.
@@ -139,6 +183,8 @@ impl TenantRegistry {
             arbiters,
             owned_arbiters: Mutex::new(owned),
             tenants: RwLock::new(HashMap::new()),
+            id: REGISTRY_IDS.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             options: RegistryOptions {
                 queue_limit: options.queue_limit.max(1),
                 ..options
@@ -346,14 +392,63 @@ impl TenantRegistry {
         command: Command,
         meta: RequestMeta,
     ) -> Result<WriteOutcome, TenantError> {
-        self.get_or_start(tenant)?.execute(command, meta).await
+        let sent = self.near(tenant, true, |handle| handle.send_execute(command, meta))?;
+        let sent =
+            sent.ok_or_else(|| TenantError::Internal("a started tenant has no actor".to_owned()))?;
+        settled(sent).await
     }
 
     /// Answers a read; a tenant with no log has no flows, and gets no actor for asking.
     pub async fn read(&self, tenant: &TenantId, read: Read) -> Result<ReadOutcome, TenantError> {
-        match self.get(tenant)? {
-            Some(handle) => handle.read(read).await,
+        match self.near(tenant, false, |handle| handle.send_read(read.clone()))? {
+            Some(sent) => settled(sent).await,
             None => Ok(answer(&UserFlows::default(), &read)),
+        }
+    }
+
+    /// Runs `send` with the tenant's handle from this thread's copies, copying it there first
+    /// when they have none (or one from before the last change of `tenants`). `None` when the
+    /// tenant has no actor and `start` is false.
+    fn near<T>(
+        &self,
+        tenant: &TenantId,
+        start: bool,
+        send: impl FnOnce(&TenantHandle) -> T,
+    ) -> Result<Option<T>, TenantError> {
+        // Read before the handle is looked up: a handle replaced after this read is copied
+        // with the old generation, so it is never used again.
+        let generation = self.generation.load(Ordering::Acquire);
+        NEAR.with(|near| {
+            let Ok(mut near) = near.try_borrow_mut() else {
+                return self.lookup(tenant, start).map(|h| h.map(|h| send(&h)));
+            };
+            if let Some(copy) = near.get(tenant) {
+                if copy.registry == self.id && copy.generation == generation {
+                    return Ok(Some(send(&copy.handle)));
+                }
+            }
+            let Some(handle) = self.lookup(tenant, start)? else {
+                return Ok(None);
+            };
+            let answer = send(&handle);
+            if near.len() >= NEAR_CAPACITY {
+                near.clear();
+            }
+            let copy = NearHandle {
+                registry: self.id,
+                generation,
+                handle,
+            };
+            near.insert(tenant.clone(), copy);
+            Ok(Some(answer))
+        })
+    }
+
+    fn lookup(&self, tenant: &TenantId, start: bool) -> Result<Option<TenantHandle>, TenantError> {
+        if start {
+            self.get_or_start(tenant).map(Some)
+        } else {
+            self.get(tenant)
         }
     }
 
@@ -365,6 +460,7 @@ impl TenantRegistry {
         }
         let previous = {
             let mut tenants = self.tenants.write().map_err(|_| poisoned())?;
+            self.generation.fetch_add(1, Ordering::AcqRel);
             match tenants.insert(tenant.clone(), Slot::Resetting) {
                 Some(Slot::Resetting) => return Err(resetting(tenant)),
                 Some(Slot::Running(handle)) => Some(handle),
@@ -395,6 +491,7 @@ impl TenantRegistry {
     /// Stops every actor and joins the arbiter threads.
     pub fn shutdown(&self) {
         if let Ok(mut tenants) = self.tenants.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             tenants.clear();
         }
         let arbiters = match self.owned_arbiters.lock() {
@@ -669,5 +766,38 @@ mod tests {
         ));
         assert_eq!(handle.queued.load(Ordering::Acquire), 0);
         registry.shutdown();
+    }
+
+    async fn count(registry: &TenantRegistry, tenant: &TenantId) -> usize {
+        match registry.read(tenant, Read::Count).await {
+            Ok(ReadOutcome::Count(n)) => n,
+            other => panic!("count answered {other:?}"),
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_threads_copied_handle_is_not_used_after_a_reset_nor_by_another_registry() {
+        let tenant = TenantId::parse("t").unwrap();
+        let first = TenantRegistry::new(Arc::new(MemoryEventLog::new()), options(16));
+        let second = TenantRegistry::new(Arc::new(MemoryEventLog::new()), options(16));
+        first.recover_all().unwrap();
+        second.recover_all().unwrap();
+        first.execute(&tenant, create("a"), meta()).await.unwrap();
+        assert_eq!(count(&first, &tenant).await, 1);
+
+        // Another registry's tenant of the same name is another actor.
+        assert_eq!(count(&second, &tenant).await, 0);
+        second.execute(&tenant, create("b"), meta()).await.unwrap();
+        second.execute(&tenant, create("c"), meta()).await.unwrap();
+        assert_eq!(count(&second, &tenant).await, 2);
+        assert_eq!(count(&first, &tenant).await, 1);
+
+        // The reset stops the actor this thread copied; the next write must reach a new one.
+        assert!(first.reset(&tenant).await.unwrap());
+        assert_eq!(count(&first, &tenant).await, 0);
+        first.execute(&tenant, create("d"), meta()).await.unwrap();
+        assert_eq!(count(&first, &tenant).await, 1);
+        first.shutdown();
+        second.shutdown();
     }
 }
