@@ -2,7 +2,7 @@
 //! them: `decide` turns a command and the current state into an event or a refusal, `evolve`
 //! applies an event. Live requests, start-up recovery and offline replay all use these two.
 
-use super::flow::{FlowKey, UserFlow, UserFlowId};
+use super::flow::{UserFlow, UserFlowId};
 use super::state::{FlowLookup, UserFlows};
 
 /// The `event_type` written to disk for [`UserFlowEvent::Created`]. Never a Rust type name.
@@ -73,23 +73,21 @@ pub enum DomainError {
 
 /// Decides what a command means against the current state (which includes changes still
 /// waiting for the disk, so two creates of one id give one event and one refusal).
-pub fn decide(state: &impl FlowLookup, command: &Command) -> Result<UserFlowEvent, DomainError> {
+pub fn decide(state: &impl FlowLookup, command: Command) -> Result<UserFlowEvent, DomainError> {
     match command {
         Command::Create(create) => {
-            if state.find(&create.flow.id.key()).is_some() {
+            if state.find(create.flow.id.as_str()).is_some() {
                 return Err(DomainError::AlreadyExists {
                     id: create.flow.id.to_string(),
                 });
             }
-            Ok(UserFlowEvent::Created(create.flow.clone()))
+            Ok(UserFlowEvent::Created(create.flow))
         }
-        Command::Delete(delete) => match state.find(&FlowKey::of(&delete.id)) {
+        Command::Delete(delete) => match state.find(&delete.id) {
             Some(existing) => Ok(UserFlowEvent::Deleted {
                 id: existing.id.clone(),
             }),
-            None => Err(DomainError::NotFound {
-                id: delete.id.clone(),
-            }),
+            None => Err(DomainError::NotFound { id: delete.id }),
         },
     }
 }
@@ -98,7 +96,7 @@ pub fn decide(state: &impl FlowLookup, command: &Command) -> Result<UserFlowEven
 pub fn evolve(state: &mut UserFlows, event: &UserFlowEvent) {
     match event {
         UserFlowEvent::Created(flow) => state.insert(flow.clone()),
-        UserFlowEvent::Deleted { id } => state.remove(&id.key()),
+        UserFlowEvent::Deleted { id } => state.remove(id.as_str()),
     }
 }
 
@@ -128,7 +126,7 @@ mod tests {
 
     #[test]
     fn create_on_empty_state_records_the_flow() {
-        let event = decide(&given(&[]), &create("Pol1")).unwrap();
+        let event = decide(&given(&[]), create("Pol1")).unwrap();
         assert_eq!(event, UserFlowEvent::Created(flow("B2C_1_Pol1")));
         assert_eq!(event.event_type(), "UserFlowCreated");
     }
@@ -137,7 +135,7 @@ mod tests {
     fn create_of_an_existing_id_in_any_case_is_refused() {
         let state = given(&[UserFlowEvent::Created(flow("Pol1"))]);
         assert_eq!(
-            decide(&state, &create("b2c_1_POL1")),
+            decide(&state, create("b2c_1_POL1")),
             Err(DomainError::AlreadyExists {
                 id: "b2c_1_POL1".into()
             })
@@ -152,13 +150,13 @@ mod tests {
                 id: UserFlowId::parse("Pol1").unwrap(),
             },
         ]);
-        assert!(decide(&state, &create("Pol1")).is_ok());
+        assert!(decide(&state, create("Pol1")).is_ok());
     }
 
     #[test]
     fn delete_names_the_stored_id_whatever_case_was_asked() {
         let state = given(&[UserFlowEvent::Created(flow("B2C_1_MiXed"))]);
-        let event = decide(&state, &delete("b2c_1_mixed")).unwrap();
+        let event = decide(&state, delete("b2c_1_mixed")).unwrap();
         assert_eq!(
             event,
             UserFlowEvent::Deleted {
@@ -171,7 +169,7 @@ mod tests {
     #[test]
     fn delete_of_a_missing_id_is_not_found() {
         assert_eq!(
-            decide(&given(&[]), &delete("B2C_1_x")),
+            decide(&given(&[]), delete("B2C_1_x")),
             Err(DomainError::NotFound {
                 id: "B2C_1_x".into()
             })

@@ -2,6 +2,7 @@
 //! enforces SPEC §2, so a `UserFlow` that exists is a valid one.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 
 use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -99,6 +100,21 @@ impl FlowKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The hash of an id's key, computed without building the key: the bytes in ASCII lower case,
+/// a stack buffer at a time. Equal for every id of one flow, whatever their case.
+pub fn key_hash(build: &impl BuildHasher, id: &str) -> u64 {
+    let mut hasher = build.build_hasher();
+    let mut buffer = [0u8; 64];
+    for part in id.as_bytes().chunks(buffer.len()) {
+        let lower = &mut buffer[..part.len()];
+        lower.copy_from_slice(part);
+        lower.make_ascii_lowercase();
+        hasher.write(lower);
+    }
+    hasher.write_usize(id.len());
+    hasher.finish()
 }
 
 /// The kind of user flow. `unknownFutureValue` is Graph's "newer than your client" sentinel; it

@@ -12,5 +12,7 @@ pub use event::{
     decide, evolve, Command, CreateUserFlow, DeleteUserFlow, DomainError, UserFlowEvent,
     USER_FLOW_CREATED, USER_FLOW_DELETED,
 };
-pub use flow::{FlowKey, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion, ID_PREFIX};
+pub use flow::{
+    key_hash, FlowKey, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion, ID_PREFIX,
+};
 pub use state::{FlowLookup, FlowsSnapshot, Page, UserFlows};

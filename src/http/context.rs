@@ -2,6 +2,7 @@
 //! echoed (or the request id when absent), stamped on every response, error or not; one
 //! debug log line and one metrics count per request.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -28,6 +29,8 @@ pub struct RequestContext {
     request_header: HeaderValue,
     /// Exactly as the client sent it, echoed unchanged.
     client_header: Option<HeaderValue>,
+    /// The route the request took, for metrics (set by the Graph handler).
+    route: Cell<Option<RouteLabel>>,
 }
 
 impl RequestContext {
@@ -49,7 +52,13 @@ impl RequestContext {
             request_header: HeaderValue::from_str(request_id)
                 .unwrap_or(HeaderValue::from_static("")),
             client_header,
+            route: Cell::new(None),
         }
+    }
+
+    /// Records which route the request took.
+    pub fn set_route(&self, route: RouteLabel) {
+        self.route.set(Some(route));
     }
 
     /// The context the middleware stored for this request (shared, not copied).
@@ -94,11 +103,9 @@ pub(super) async fn stamp(
     let mut response = next.call(req).await?;
     context.stamp_headers(response.headers_mut());
     let elapsed = started.elapsed();
-    let route = response
-        .request()
-        .extensions()
-        .get::<RouteLabel>()
-        .copied()
+    let route = context
+        .route
+        .get()
         .unwrap_or(if path.starts_with("/_emulator") {
             RouteLabel::Admin
         } else {

@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::web::{self, BytesMut};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use super::auth::tenant_of;
@@ -47,7 +47,7 @@ async fn route_request(
         Target::Item(_) if method == Method::DELETE => RouteLabel::Delete,
         _ => RouteLabel::Other,
     };
-    req.extensions_mut().insert(label);
+    context.set_route(label);
     match target {
         Target::Collection if method == Method::GET => list(req, state, &tenant).await,
         Target::Collection if method == Method::POST => {
@@ -90,9 +90,13 @@ async fn create(
     };
     let base = base_url(req);
     let mut response = response::entity(StatusCode::CREATED, &base, &flow)?;
-    let location = format!("{base}{COLLECTION_PATH}/{}", flow.id);
-    let location =
-        header::HeaderValue::from_str(&location).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let id = flow.id.as_str();
+    let mut location = BytesMut::with_capacity(base.len() + COLLECTION_PATH.len() + 1 + id.len());
+    for part in [base.as_str(), COLLECTION_PATH, "/", id] {
+        location.extend_from_slice(part.as_bytes());
+    }
+    let location = header::HeaderValue::from_maybe_shared(location.freeze())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     response.headers_mut().insert(header::LOCATION, location);
     Ok(response)
 }

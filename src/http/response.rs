@@ -5,7 +5,7 @@ use std::fmt;
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Serialize, Serializer};
 
 use super::error::ApiError;
@@ -105,6 +105,9 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Result<HttpResponse, A
 }
 
 fn with_json_headers(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    // As a boxed slice the body becomes `Bytes` without a second allocation (a `Vec` with
+    // spare capacity needs one to remember it).
+    let body = web::Bytes::from(body.into_boxed_slice());
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, JSON_CONTENT_TYPE))
         .insert_header(ODATA_VERSION)

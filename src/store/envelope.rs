@@ -100,6 +100,20 @@ struct DeletedPayload<I> {
 /// Encodes one event at `seq` in the form the logs keep: the compact record (docs/adr/0005).
 /// [`to_json`] renders it as the JSON envelope.
 pub fn encode(seq: u64, meta: &EventMeta, event: &UserFlowEvent) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(
+        96 + meta.request_id.len() + meta.client_request_id.len() + event.flow_id().as_str().len(),
+    );
+    encode_into(&mut out, seq, meta, event)?;
+    Ok(out)
+}
+
+/// [`encode`], appending the record to `out` (a buffer reused from one event to the next).
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    meta: &EventMeta,
+    event: &UserFlowEvent,
+) -> Result<(), CodecError> {
     let header = Header {
         seq,
         schema_version: SCHEMA_VERSION,
@@ -110,11 +124,8 @@ pub fn encode(seq: u64, meta: &EventMeta, event: &UserFlowEvent) -> Result<Vec<u
         client_request_id: (meta.client_request_id != meta.request_id)
             .then(|| Text::of(&meta.client_request_id)),
     };
-    let mut out = Vec::with_capacity(
-        96 + meta.request_id.len() + meta.client_request_id.len() + event.flow_id().as_str().len(),
-    );
-    compact::write(&mut out, &header, event);
-    Ok(out)
+    compact::write(out, &header, event);
+    Ok(())
 }
 
 /// A stored record of `tenant` as its JSON envelope, the line an NDJSON export holds: a

@@ -18,7 +18,7 @@ use super::{
     answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
 };
 use crate::domain::{decide, evolve, Command, UserFlowEvent, UserFlows};
-use crate::store::{encode, Commit, EventLog, EventMeta, EventStream, RecordBatch};
+use crate::store::{encode_into, Commit, EventLog, EventMeta, EventStream, RecordBatch};
 
 /// A place in a tenant's bounded queue; freed when dropped.
 pub(super) struct Permit(pub(super) Arc<AtomicUsize>);
@@ -96,6 +96,9 @@ pub(super) struct TenantActor {
     health: Health,
     /// Decided but not yet written.
     batch: RecordBatch,
+    /// The record of the event being staged, encoded here and then copied into `batch` (one
+    /// buffer for every event, not one allocation each).
+    record: Vec<u8>,
     /// Decided but not durable: `decide` sees the durable state through it.
     pending: Pending,
     /// Replies held back until their event is written and durable, in seq order.
@@ -130,6 +133,7 @@ impl TenantActor {
             log: start.log,
             stream: start.stream,
             batch,
+            record: Vec::new(),
             health: start.health,
             pending: Pending::default(),
             waiting: VecDeque::new(),
@@ -151,7 +155,7 @@ impl TenantActor {
     /// to send back.
     fn decide_and_stage(
         &mut self,
-        command: &Command,
+        command: Command,
         meta: RequestMeta,
     ) -> Result<(u64, UserFlowEvent), TenantError> {
         let flows = match &self.health {
@@ -169,9 +173,10 @@ impl TenantActor {
             request_id: meta.request_id,
             client_request_id: meta.client_request_id,
         };
-        let record =
-            encode(seq, &meta, &event).map_err(|e| TenantError::Internal(e.to_string()))?;
-        self.batch.push(&record);
+        self.record.clear();
+        encode_into(&mut self.record, seq, &meta, &event)
+            .map_err(|e| TenantError::Internal(e.to_string()))?;
+        self.batch.push(&self.record);
         Ok((seq, event))
     }
 
@@ -286,7 +291,7 @@ impl Handler<Execute> for TenantActor {
             reply,
             permit,
         } = msg;
-        let decided = self.decide_and_stage(&command, meta);
+        let decided = self.decide_and_stage(command, meta);
         // Decided: the command leaves the bounded queue, even if it still waits for the disk.
         drop(permit);
         let (seq, decision) = match decided {

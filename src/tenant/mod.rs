@@ -105,7 +105,9 @@ pub enum ReadOutcome {
 #[must_use]
 pub fn answer(flows: &UserFlows, read: &Read) -> ReadOutcome {
     match read {
-        Read::Get(key) => ReadOutcome::Flow(crate::domain::FlowLookup::find(flows, key).cloned()),
+        Read::Get(key) => {
+            ReadOutcome::Flow(crate::domain::FlowLookup::find(flows, key.as_str()).cloned())
+        }
         Read::List { after, size } => {
             let page = flows.page(*after, *size);
             ReadOutcome::Page {

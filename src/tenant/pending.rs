@@ -2,35 +2,63 @@
 //! seen through these pending changes, so a tenant keeps deciding while the disk catches up and
 //! two creates of one id still give one event.
 
-use std::collections::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::domain::{FlowKey, FlowLookup, UserFlow, UserFlowEvent, UserFlows};
+use crate::domain::{key_hash, FlowLookup, UserFlow, UserFlowEvent, UserFlowId, UserFlows};
 
-/// The latest undurable change per flow key, with the seq of the event that made it.
+/// The latest undurable change per flow, with the seq of the event that made it. Found by the
+/// case-insensitive hash of the id, so neither recording, settling nor a lookup builds a key.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
-    changes: HashMap<FlowKey, (u64, Option<UserFlow>)>,
+    changes: HashTable<Change>,
+    hasher: DefaultHashBuilder,
+}
+
+#[derive(Debug)]
+struct Change {
+    hash: u64,
+    seq: u64,
+    /// The flow as created, or the id of the flow deleted.
+    flow: Result<UserFlow, UserFlowId>,
+}
+
+impl Change {
+    fn is(&self, hash: u64, id: &str) -> bool {
+        let own = match &self.flow {
+            Ok(flow) => &flow.id,
+            Err(deleted) => deleted,
+        };
+        self.hash == hash && own.as_str().eq_ignore_ascii_case(id)
+    }
 }
 
 impl Pending {
     /// Records an appended, not yet durable, event.
     pub(super) fn record(&mut self, seq: u64, event: &UserFlowEvent) {
-        let (key, change) = match event {
-            UserFlowEvent::Created(flow) => (flow.id.key(), Some(flow.clone())),
-            UserFlowEvent::Deleted { id } => (id.key(), None),
+        let flow = match event {
+            UserFlowEvent::Created(flow) => Ok(flow.clone()),
+            UserFlowEvent::Deleted { id } => Err(id.clone()),
         };
-        self.changes.insert(key, (seq, change));
+        let id = event.flow_id().as_str();
+        let hash = key_hash(&self.hasher, id);
+        let change = Change { hash, seq, flow };
+        match self.changes.find_mut(hash, |c| c.is(hash, id)) {
+            Some(earlier) => *earlier = change,
+            None => {
+                self.changes.insert_unique(hash, change, |c| c.hash);
+            }
+        }
     }
 
     /// Forgets the change of event `seq` once it is durable (and so applied to the state),
     /// unless a later pending event changed the same flow again.
     pub(super) fn settle(&mut self, seq: u64, event: &UserFlowEvent) {
-        let key = match event {
-            UserFlowEvent::Created(flow) => flow.id.key(),
-            UserFlowEvent::Deleted { id } => id.key(),
-        };
-        if self.changes.get(&key).is_some_and(|(s, _)| *s == seq) {
-            self.changes.remove(&key);
+        let id = event.flow_id().as_str();
+        let hash = key_hash(&self.hasher, id);
+        if let Ok(entry) = self.changes.find_entry(hash, |c| c.is(hash, id)) {
+            if entry.get().seq == seq {
+                entry.remove();
+            }
         }
     }
 
@@ -46,10 +74,11 @@ pub(super) struct WithPending<'a> {
 }
 
 impl FlowLookup for WithPending<'_> {
-    fn find(&self, key: &FlowKey) -> Option<&UserFlow> {
-        match self.pending.changes.get(key) {
-            Some((_, change)) => change.as_ref(),
-            None => self.flows.find(key),
+    fn find(&self, id: &str) -> Option<&UserFlow> {
+        let hash = key_hash(&self.pending.hasher, id);
+        match self.pending.changes.find(hash, |c| c.is(hash, id)) {
+            Some(change) => change.flow.as_ref().ok(),
+            None => self.flows.find(id),
         }
     }
 }
@@ -74,7 +103,7 @@ mod tests {
                 flows: &durable,
                 pending: &pending,
             },
-            &create("a"),
+            create("a"),
         )
         .unwrap();
         pending.record(1, &first);
@@ -83,13 +112,13 @@ mod tests {
             pending: &pending,
         };
         assert!(matches!(
-            decide(&view, &create("A")),
+            decide(&view, create("A")),
             Err(DomainError::AlreadyExists { .. })
         ));
         let delete = Command::Delete(DeleteUserFlow {
             id: "b2c_1_A".into(),
         });
-        assert!(decide(&view, &delete).is_ok());
+        assert!(decide(&view, delete).is_ok());
     }
 
     #[test]
@@ -101,7 +130,7 @@ mod tests {
                 flows: &durable,
                 pending: &pending,
             },
-            &create("a"),
+            create("a"),
         )
         .unwrap();
         pending.record(1, &created);
@@ -110,7 +139,7 @@ mod tests {
                 flows: &durable,
                 pending: &pending,
             },
-            &Command::Delete(DeleteUserFlow {
+            Command::Delete(DeleteUserFlow {
                 id: "B2C_1_a".into(),
             }),
         )
@@ -123,7 +152,7 @@ mod tests {
             flows: &durable,
             pending: &pending,
         };
-        assert!(view.find(&FlowKey::of("b2c_1_a")).is_none());
+        assert!(view.find("b2c_1_a").is_none());
         evolve(&mut durable, &deleted);
         pending.settle(2, &deleted);
         assert!(pending.changes.is_empty());
