@@ -18,15 +18,21 @@ pub(super) struct Pending {
 struct Change {
     hash: u64,
     seq: u64,
-    /// The flow as created, or the id of the flow deleted.
-    flow: Result<UserFlow, UserFlowId>,
+    latest: Latest,
+}
+
+/// What the latest pending event did to a flow.
+#[derive(Debug)]
+enum Latest {
+    Created(UserFlow),
+    Deleted(UserFlowId),
 }
 
 impl Change {
     fn is(&self, hash: u64, id: &str) -> bool {
-        let own = match &self.flow {
-            Ok(flow) => &flow.id,
-            Err(deleted) => deleted,
+        let own = match &self.latest {
+            Latest::Created(flow) => &flow.id,
+            Latest::Deleted(deleted) => deleted,
         };
         self.hash == hash && own.as_str().eq_ignore_ascii_case(id)
     }
@@ -35,13 +41,13 @@ impl Change {
 impl Pending {
     /// Records an appended, not yet durable, event.
     pub(super) fn record(&mut self, seq: u64, event: &UserFlowEvent) {
-        let flow = match event {
-            UserFlowEvent::Created(flow) => Ok(flow.clone()),
-            UserFlowEvent::Deleted { id } => Err(id.clone()),
+        let latest = match event {
+            UserFlowEvent::Created(flow) => Latest::Created(flow.clone()),
+            UserFlowEvent::Deleted { id } => Latest::Deleted(id.clone()),
         };
         let id = event.flow_id().as_str();
         let hash = key_hash(&self.hasher, id);
-        let change = Change { hash, seq, flow };
+        let change = Change { hash, seq, latest };
         match self.changes.find_mut(hash, |c| c.is(hash, id)) {
             Some(earlier) => *earlier = change,
             None => {
@@ -77,7 +83,10 @@ impl FlowLookup for WithPending<'_> {
     fn find(&self, id: &str) -> Option<&UserFlow> {
         let hash = key_hash(&self.pending.hasher, id);
         match self.pending.changes.find(hash, |c| c.is(hash, id)) {
-            Some(change) => change.flow.as_ref().ok(),
+            Some(change) => match &change.latest {
+                Latest::Created(flow) => Some(flow),
+                Latest::Deleted(_) => None,
+            },
             None => self.flows.find(id),
         }
     }
