@@ -1,10 +1,6 @@
 //! Turning a create request body into a `CreateUserFlow` command, naming every problem at once
 //! (SPEC §2), so a client fixes its body in one round trip.
 
-use std::fmt;
-
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::event::CreateUserFlow;
@@ -49,68 +45,156 @@ pub fn parse_create_body(bytes: &[u8]) -> Result<CreateUserFlow, BodyError> {
 /// other body (`None`) is read again by [`parse_any_body`], which names every problem; on the
 /// bodies this accepts, that path gives the same flow (a test compares the two).
 fn plain_body(bytes: &[u8]) -> Option<CreateUserFlow> {
-    let PlainFields(fields) = serde_json::from_slice(bytes).ok()?;
-    let [Some(id), Some(flow_type), Some(version)] = fields? else {
-        return None;
-    };
-    let version = version.get();
-    if !version.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-        return None;
-    }
+    let [id, flow_type, version] = plain_fields(bytes)?;
     Some(CreateUserFlow {
         flow: UserFlow {
-            id: UserFlowId::parse(unescaped_string(id)?).ok()?,
-            user_flow_type: UserFlowType::from_name(unescaped_string(flow_type)?)?,
-            user_flow_type_version: UserFlowTypeVersion::parse(serde_json::from_str(version).ok()?)
-                .ok()?,
+            id: UserFlowId::parse(std::str::from_utf8(id).ok()?).ok()?,
+            user_flow_type: UserFlowType::ALL
+                .into_iter()
+                .find(|t| t.as_str().as_bytes() == flow_type)?,
+            user_flow_type_version: UserFlowTypeVersion::parse(number_value(version)?).ok()?,
         },
     })
 }
 
-/// The text of a JSON string literal that has no escapes (so its content is the literal
-/// between the quotes).
-fn unescaped_string(raw: &RawValue) -> Option<&str> {
-    let inner = raw.get().strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.contains('\\')).then_some(inner)
+/// The value of a JSON number literal: a small integer (every version a client sends) read
+/// directly, anything else by `serde_json`, as the general path reads it.
+fn number_value(literal: &[u8]) -> Option<f64> {
+    if literal.len() <= 9 && literal.iter().all(u8::is_ascii_digit) {
+        let n = literal
+            .iter()
+            .fold(0u32, |n, digit| n * 10 + u32::from(digit - b'0'));
+        return Some(f64::from(n));
+    }
+    serde_json::from_slice(literal).ok()
 }
 
-/// The raw values of `id`, `userFlowType` and `userFlowTypeVersion` when an object has those
-/// properties at most once each and no other (`None` otherwise).
-struct PlainFields<'a>(Option<[Option<&'a RawValue>; 3]>);
-
-impl<'de> serde::Deserialize<'de> for PlainFields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(PlainVisitor)
-    }
-}
-
-struct PlainVisitor;
-
-impl<'de> Visitor<'de> for PlainVisitor {
-    type Value = PlainFields<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = [None; 3];
-        let mut plain = true;
-        // A key with escapes cannot be borrowed: an error, and the general path reads it.
-        while let Some(key) = map.next_key::<&'de str>()? {
-            let value: &'de RawValue = map.next_value()?;
-            let slot = match key {
-                "id" => 0,
-                "userFlowType" => 1,
-                "userFlowTypeVersion" => 2,
-                _ => {
-                    plain = false;
-                    continue;
-                }
-            };
-            plain &= fields[slot].replace(value).is_none();
+/// The texts of `id` and `userFlowType` (string literals without escapes, between their
+/// quotes) and of `userFlowTypeVersion` (a number literal), when `bytes` is one JSON object with
+/// those three properties once each and nothing else (`None` for anything else, valid JSON or
+/// not). A scan over the bytes: the body every client sends costs no deserializer.
+fn plain_fields(bytes: &[u8]) -> Option<[&[u8]; 3]> {
+    let mut scan = Scan { bytes, at: 0 };
+    let mut fields: [Option<&[u8]>; 3] = [None; 3];
+    scan.expect(b'{')?;
+    loop {
+        let slot = match scan.string()? {
+            b"id" => 0,
+            b"userFlowType" => 1,
+            b"userFlowTypeVersion" => 2,
+            _ => return None,
+        };
+        scan.expect(b':')?;
+        let value = if slot == 2 {
+            scan.number()?
+        } else {
+            scan.string()?
+        };
+        if fields[slot].replace(value).is_some() {
+            return None;
         }
-        Ok(PlainFields(plain.then_some(fields)))
+        scan.skip_whitespace();
+        match scan.next()? {
+            b',' => {}
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    scan.skip_whitespace();
+    let [Some(id), Some(flow_type), Some(version)] = fields else {
+        return None;
+    };
+    (scan.at == bytes.len()).then_some([id, flow_type, version])
+}
+
+/// The bytes that end the plain part of a string literal: its closing quote, an escape, or a
+/// control character (not allowed raw in JSON).
+const STRING_STOP: [bool; 256] = {
+    let mut stop = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        stop[byte] = true;
+        byte += 1;
+    }
+    stop[b'"' as usize] = true;
+    stop[b'\\' as usize] = true;
+    stop
+};
+
+/// A cursor over a body for [`plain_fields`].
+struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn next(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    /// JSON's whitespace: space, tab, line feed and carriage return.
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Whitespace, then `byte`.
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.skip_whitespace();
+        (self.next()? == byte).then_some(())
+    }
+
+    /// Whitespace, then a string literal with no escapes and no control characters: its bytes.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let rest = self.bytes.get(self.at..)?;
+        let len = rest.iter().position(|&b| STRING_STOP[usize::from(b)])?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// Whitespace, then a number literal as JSON writes them: its bytes.
+    fn number(&mut self) -> Option<&'a [u8]> {
+        self.skip_whitespace();
+        let start = self.at;
+        self.eat(b'-');
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.') {
+            self.one_or_more_digits()?;
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            let _ = self.eat(b'+') || self.eat(b'-');
+            self.one_or_more_digits()?;
+        }
+        self.bytes.get(start..self.at)
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.bytes.get(self.at) == Some(&byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    fn digits(&mut self) {
+        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+    }
+
+    fn one_or_more_digits(&mut self) -> Option<()> {
+        let start = self.at;
+        self.digits();
+        (self.at > start).then_some(())
     }
 }
 
@@ -356,6 +440,23 @@ mod tests {
             r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1,"extra":true}"#,
             r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1} x"#,
             r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":01}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1.}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":.5}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1e}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":-}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":2E+1}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1,}"#,
+            r#"{"id":"a","userFlowType":"signUp",,"userFlowTypeVersion":1}"#,
+            r#"{"id":"a""userFlowType":"signUp","userFlowTypeVersion":1}"#,
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":true}"#,
+            "{\"id\":\"a\u{1}\",\"userFlowType\":\"signUp\",\"userFlowTypeVersion\":1}",
+            "{\"id\":\"\u{e9}\",\"userFlowType\":\"signUp\",\"userFlowTypeVersion\":1}",
+            "\t{\r\n\"id\"\n:\t\"a\",\"userFlowType\":\"signUp\",\"userFlowTypeVersion\":1}\n",
+            "{\"id\":\"a\",\"userFlowType\":\"signUp\",\"userFlowTypeVersion\":1}\u{b}",
+            r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":1}}"#,
+            "{}",
+            "{",
             r#"["id","a"]"#,
             r#""id""#,
             "",
@@ -370,6 +471,11 @@ mod tests {
         assert!(plain_body(bodies[0].as_bytes()).is_some());
         assert!(plain_body(bodies[1].as_bytes()).is_some());
         assert!(plain_body(bodies[13].as_bytes()).is_none());
+        let spaced =
+            "\t{\r\n\"id\"\n:\t\"a\",\"userFlowType\":\"signUp\",\"userFlowTypeVersion\":1}\n";
+        assert!(plain_body(spaced.as_bytes()).is_some());
+        let exponent = r#"{"id":"a","userFlowType":"signUp","userFlowTypeVersion":2E+1}"#;
+        assert!(plain_body(exponent.as_bytes()).is_some());
     }
 
     #[test]

@@ -97,28 +97,24 @@ pub(super) async fn stamp(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let context = Rc::new(RequestContext::new(req.headers()));
     req.extensions_mut().insert(Rc::clone(&context));
+    let unrouted = if req.path().starts_with("/_emulator") {
+        RouteLabel::Admin
+    } else {
+        RouteLabel::Other
+    };
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
     let mut response = next.call(req).await?;
     context.stamp_headers(response.headers_mut());
     let elapsed = started.elapsed();
-    let route = context
-        .route
-        .get()
-        .unwrap_or(if path.starts_with("/_emulator") {
-            RouteLabel::Admin
-        } else {
-            RouteLabel::Other
-        });
+    let route = context.route.get().unwrap_or(unrouted);
     if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
         state
             .metrics
             .record(route, response.status().as_u16(), elapsed);
     }
     tracing::debug!(
-        %method,
-        %path,
+        method = %response.request().method(),
+        path = response.request().path(),
         status = response.status().as_u16(),
         micros = elapsed.as_micros() as u64,
         request_id = %context.request_id,

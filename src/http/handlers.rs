@@ -192,11 +192,11 @@ async fn count(
 
 /// Create takes `application/json` only (a `charset` or other parameter is fine).
 fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let value = req.headers().get(header::CONTENT_TYPE);
+    if value.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json")) {
+        return Ok(());
+    }
+    let content_type = value.and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if essence.eq_ignore_ascii_case("application/json") {
         Ok(())
