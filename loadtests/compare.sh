@@ -2,21 +2,29 @@
 # Compare create throughput of the emulator's storage modes against the no-op ceiling, in ONE run.
 #
 #   bash loadtests/compare.sh                      # 10 s measured per target
+#   ROUNDS=3 bash loadtests/compare.sh             # three rounds, median ratio per target
 #   DURATION=2 WARMUP=1 bash loadtests/compare.sh  # quick smoke check
 #
-# For each target, in order: (a) noop-server (ceiling), (b) emulator durable (--durability
-# flush, fresh data dir), (c) emulator relaxed (fresh data dir), (d) emulator --in-memory:
-# start it on its own loopback port, wait until it answers, warm up, run wrk with
-# loadtests/wrk/create.lua (a unique id per request), stop it with SIGTERM and wait for it.
-# Then print a Markdown table. Traffic goes to 127.0.0.1 only.
+# For each target: (a) noop-server (ceiling), (b) emulator durable (--durability flush, fresh
+# data dir), (c) emulator relaxed (fresh data dir), (d) emulator --in-memory: start it on its
+# own loopback port, wait until it answers, warm up, run wrk with loadtests/wrk/create.lua (a
+# unique id per request), stop it with SIGTERM and wait for it. Then print a Markdown table.
+# Traffic goes to 127.0.0.1 only.
 #
-# Environment: DURATION (s, default 10), WARMUP (s, default 3), CONNECTIONS (default 64),
-# THREADS (default 2), BASE_PORT (default 18090; targets use BASE_PORT..BASE_PORT+3),
-# READY_TIMEOUT (s, default 30), STOP_TIMEOUT (s, default 30), KEEP_TMP=1 keeps logs and data.
+# On a shared machine one round's ratios can move by 0.1 from one run to the next, mostly with
+# the ceiling. With ROUNDS > 1 every round measures all four targets again, each round starting
+# one target later (a slow minute does not always land on the same target), and a last table
+# gives each target's median ratio to its own round's ceiling, with the lowest and highest.
+#
+# Environment: DURATION (s, default 10), WARMUP (s, default 3), ROUNDS (default 1),
+# CONNECTIONS (default 64), THREADS (default 2), BASE_PORT (default 18090; targets use
+# BASE_PORT..BASE_PORT+3), READY_TIMEOUT (s, default 30), STOP_TIMEOUT (s, default 30),
+# KEEP_TMP=1 keeps logs and data.
 set -euo pipefail
 
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-3}"
+ROUNDS="${ROUNDS:-1}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
 BASE_PORT="${BASE_PORT:-18090}"
@@ -33,6 +41,7 @@ URL_PATH="/beta/identity/userFlows"
 log() { printf '[compare] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive whole number, not '$ROUNDS'"
 command -v wrk >/dev/null || die "wrk not found (apt-get install -y wrk)"
 command -v curl >/dev/null || die "curl not found"
 [[ -f "$LUA" ]] || die "$LUA not found"
@@ -101,9 +110,11 @@ WRK_CMD="wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s --latency -s ${LUA} ht
 TARGETS=(noop durable relaxed in-memory)
 declare -A RPS P50 P99 NON201 EPF
 
-port=$BASE_PORT
-for target in "${TARGETS[@]}"; do
-    data="$TMP/data-$target"
+# measure TARGET ROUND PORT: one warmed-up wrk run against a fresh server; results go to
+# RPS, P50, P99, NON201 and EPF under the key "TARGET ROUND".
+measure() {
+    local target=$1 round=$2 port=$3 key="$1 $2" tag="[$1, round $2]" file="$TMP/$1-$2"
+    local data="$file.data" url="http://127.0.0.1:${3}${URL_PATH}" cmd n errs w_non201 stats
     mkdir -p "$data"
     case "$target" in
         noop) cmd=("$NOOP" "127.0.0.1:$port") ;;
@@ -114,53 +125,59 @@ for target in "${TARGETS[@]}"; do
     if curl -s -o /dev/null -m 1 "http://127.0.0.1:${port}/" 2>/dev/null; then
         die "port $port is already in use; set BASE_PORT"
     fi
-    url="http://127.0.0.1:${port}${URL_PATH}"
 
-    log "[$target] starting: ${cmd[*]}"
-    "${cmd[@]}" >"$TMP/$target.stdout" 2>"$TMP/$target.stderr" &
+    log "$tag starting: ${cmd[*]}"
+    "${cmd[@]}" >"$file.stdout" 2>"$file.stderr" &
     SERVER_PID=$!
     if ! wait_ready "$port"; then
-        cat "$TMP/$target.stderr" >&2 || true
-        die "[$target] not ready within ${READY_TIMEOUT}s"
+        cat "$file.stderr" >&2 || true
+        die "$tag not ready within ${READY_TIMEOUT}s"
     fi
 
     if ((WARMUP > 0)); then
-        log "[$target] warm-up ${WARMUP}s"
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$LUA" "$url" >"$TMP/$target.warmup" 2>&1 \
-            || die "[$target] warm-up wrk failed: $(cat "$TMP/$target.warmup")"
-        w_non201="$(field non201 "$TMP/$target.warmup")"
-        [[ "${w_non201:-0}" == 0 ]] || log "[$target] WARNING: warm-up had ${w_non201} non-201 responses"
+        log "$tag warm-up ${WARMUP}s"
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$LUA" "$url" >"$file.warmup" 2>&1 \
+            || die "$tag warm-up wrk failed: $(cat "$file.warmup")"
+        w_non201="$(field non201 "$file.warmup")"
+        [[ "${w_non201:-0}" == 0 ]] || log "$tag WARNING: warm-up had ${w_non201} non-201 responses"
     fi
 
-    log "[$target] measured run ${DURATION}s"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "$url" >"$TMP/$target.wrk" 2>&1 \
-        || die "[$target] wrk failed: $(cat "$TMP/$target.wrk")"
-    sed 's/^/    /' "$TMP/$target.wrk" >&2
+    log "$tag measured run ${DURATION}s"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "$url" >"$file.wrk" 2>&1 \
+        || die "$tag wrk failed: $(cat "$file.wrk")"
+    sed 's/^/    /' "$file.wrk" >&2
 
     stop_server
 
-    grep -q '^RESULT ' "$TMP/$target.wrk" || die "[$target] no RESULT line in wrk output"
-    RPS[$target]="$(field rps "$TMP/$target.wrk")"
-    P50[$target]="$(field p50_us "$TMP/$target.wrk")"
-    P99[$target]="$(field p99_us "$TMP/$target.wrk")"
-    n="$(field non201 "$TMP/$target.wrk")"
-    errs="$(field socket_errors "$TMP/$target.wrk")"
+    grep -q '^RESULT ' "$file.wrk" || die "$tag no RESULT line in wrk output"
+    RPS[$key]="$(field rps "$file.wrk")"
+    P50[$key]="$(field p50_us "$file.wrk")"
+    P99[$key]="$(field p99_us "$file.wrk")"
+    n="$(field non201 "$file.wrk")"
+    errs="$(field socket_errors "$file.wrk")"
     if [[ "$errs" != 0 ]]; then
         n="$n (+${errs} socket errors)"
     fi
-    NON201[$target]="$n"
+    NON201[$key]="$n"
     # Strip ANSI colour codes in case the log was coloured, then take the last stats line.
-    stats="$(sed 's/\x1b\[[0-9;]*m//g' "$TMP/$target.stderr" | grep -o 'flushes=[0-9]* events=[0-9]* events_per_flush="[^"]*"' | tail -n1 || true)"
+    stats="$(sed 's/\x1b\[[0-9;]*m//g' "$file.stderr" | grep -o 'flushes=[0-9]* events=[0-9]* events_per_flush="[^"]*"' | tail -n1 || true)"
     if [[ -n "$stats" ]]; then
-        EPF[$target]="$(sed -n 's/.*events_per_flush="\([^"]*\)".*/\1/p' <<<"$stats")"
-        log "[$target] $stats"
+        EPF[$key]="$(sed -n 's/.*events_per_flush="\([^"]*\)".*/\1/p' <<<"$stats")"
+        log "$tag $stats"
     elif [[ "$target" == durable ]]; then
-        log "[$target] WARNING: no events_per_flush line in server stderr"
-        EPF[$target]="missing"
+        log "$tag WARNING: no events_per_flush line in server stderr"
+        EPF[$key]="missing"
     else
-        EPF[$target]="n/a"
+        EPF[$key]="n/a"
     fi
-    port=$((port + 1))
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    for i in "${!TARGETS[@]}"; do
+        # Round r starts with target r-1 (mod 4); each target keeps its own port.
+        j=$(((i + round - 1) % ${#TARGETS[@]}))
+        measure "${TARGETS[$j]}" "$round" $((BASE_PORT + j))
+    done
 done
 
 label() {
@@ -172,7 +189,10 @@ label() {
     esac
 }
 
-ceiling="${RPS[noop]}"
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+
 echo
 echo "## userflows-emulator create throughput vs no-op ceiling"
 echo
@@ -180,15 +200,43 @@ echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')"
 echo "- nproc: $(nproc)"
 echo "- CPU: $(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)"
 echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
-echo "- command: \`DURATION=${DURATION} WARMUP=${WARMUP} CONNECTIONS=${CONNECTIONS} THREADS=${THREADS} bash loadtests/compare.sh\`"
+echo "- command: \`DURATION=${DURATION} WARMUP=${WARMUP} ROUNDS=${ROUNDS} CONNECTIONS=${CONNECTIONS} THREADS=${THREADS} bash loadtests/compare.sh\`"
 echo "- wrk (per target, warm-up ${WARMUP}s first): \`BENCH_TOKEN=\$(userflows-emulator token --tenant bench-tenant) ${WRK_CMD}\`"
-echo
-echo "| target | req/s | ratio to ceiling | p50 | p99 | non-201 | events/flush |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-for target in "${TARGETS[@]}"; do
-    ratio="$(awk -v a="${RPS[$target]}" -v b="$ceiling" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
-    rps="$(awk -v a="${RPS[$target]}" 'BEGIN { printf "%.0f", a }')"
-    p50="$(awk -v a="${P50[$target]}" 'BEGIN { printf "%.2f ms", a / 1000 }')"
-    p99="$(awk -v a="${P99[$target]}" 'BEGIN { printf "%.2f ms", a / 1000 }')"
-    echo "| $(label "$target") | $rps | $ratio | $p50 | $p99 | ${NON201[$target]} | ${EPF[$target]} |"
+for round in $(seq 1 "$ROUNDS"); do
+    ceiling="${RPS[noop $round]}"
+    echo
+    ((ROUNDS == 1)) || echo "Round $round:"
+    ((ROUNDS == 1)) || echo
+    echo "| target | req/s | ratio to ceiling | p50 | p99 | non-201 | events/flush |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for target in "${TARGETS[@]}"; do
+        key="$target $round"
+        rps="$(awk -v a="${RPS[$key]}" 'BEGIN { printf "%.0f", a }')"
+        p50="$(awk -v a="${P50[$key]}" 'BEGIN { printf "%.2f ms", a / 1000 }')"
+        p99="$(awk -v a="${P99[$key]}" 'BEGIN { printf "%.2f ms", a / 1000 }')"
+        echo "| $(label "$target") | $rps | $(ratio "${RPS[$key]}" "$ceiling") | $p50 | $p99 | ${NON201[$key]} | ${EPF[$key]} |"
+    done
 done
+
+if ((ROUNDS > 1)); then
+    echo
+    echo "Over ${ROUNDS} rounds, each ratio against the ceiling of its own round:"
+    echo
+    echo "| target | median ratio | lowest | highest | highest p99 | non-201 in all |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for target in "${TARGETS[@]}"; do
+        ratios=() p99s=() total=0
+        for round in $(seq 1 "$ROUNDS"); do
+            ratios+=("$(ratio "${RPS[$target $round]}" "${RPS[noop $round]}")")
+            p99s+=("${P99[$target $round]}")
+            n="${NON201[$target $round]%% *}"
+            total=$((total + ${n:-0}))
+        done
+        summary="$(printf '%s\n' "${ratios[@]}" | sort -g | awk '
+            { v[NR] = $1 }
+            END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                  printf "%.2f | %.2f | %.2f", m, v[1], v[NR] }')"
+        worst_p99="$(printf '%s\n' "${p99s[@]}" | sort -g | tail -n1)"
+        echo "| $(label "$target") | $summary | $(awk -v a="$worst_p99" 'BEGIN { printf "%.2f ms", a / 1000 }') | $total |"
+    done
+fi
