@@ -49,9 +49,7 @@ fn plain_body(bytes: &[u8]) -> Option<CreateUserFlow> {
     Some(CreateUserFlow {
         flow: UserFlow {
             id: UserFlowId::parse(std::str::from_utf8(id).ok()?).ok()?,
-            user_flow_type: UserFlowType::ALL
-                .into_iter()
-                .find(|t| t.as_str().as_bytes() == flow_type)?,
+            user_flow_type: UserFlowType::from_name(flow_type)?,
             user_flow_type_version: UserFlowTypeVersion::parse(number_value(version)?).ok()?,
         },
     })

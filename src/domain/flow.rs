@@ -156,7 +156,7 @@ impl UserFlowType {
 
     /// Parses a JSON value; OData enum members are case-sensitive.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::from_name(raw).ok_or_else(|| {
+        Self::from_name(raw.as_bytes()).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
             format!(
                 "Invalid value '{raw}' for property 'userFlowType': expected one of {}.",
@@ -165,10 +165,11 @@ impl UserFlowType {
         })
     }
 
-    /// The type of that exact name, if any.
+    /// The type of that exact name (as bytes, so a body's raw text needs no check first), if
+    /// any.
     #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    pub fn from_name(name: &[u8]) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str().as_bytes() == name)
     }
 }
 

@@ -28,22 +28,14 @@ const ENTITY_CONTEXT_PATH: &str = "/beta/$metadata#identity/userFlows/$entity";
 /// `scheme://host` as the client reached us (proxy headers honoured, as actix's
 /// `ConnectionInfo` reads them).
 pub fn base_url(req: &HttpRequest) -> String {
+    let headers = req.headers();
+    let proxied = [&header::FORWARDED, &X_FORWARDED_PROTO, &X_FORWARDED_HOST]
+        .into_iter()
+        .any(|name| headers.contains_key(name));
     // A direct request in origin form to this plain-HTTP server: what `ConnectionInfo` would
-    // answer, without building it (it formats the peer address too). One pass over the few
-    // headers a request has costs less than a lookup of each proxy header by name.
-    if req.uri().scheme().is_none() {
-        let mut host = None;
-        let mut proxied = false;
-        for (name, value) in req.headers() {
-            if name == header::HOST {
-                host = Some(value);
-            } else {
-                proxied |= name == header::FORWARDED
-                    || name == X_FORWARDED_PROTO
-                    || name == X_FORWARDED_HOST;
-            }
-        }
-        if let (false, Some(host)) = (proxied, host.and_then(|h| h.to_str().ok())) {
+    // answer, without building it (it formats the peer address too).
+    if !proxied && req.uri().scheme().is_none() {
+        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
             return ["http://", host].concat();
         }
     }
