@@ -169,7 +169,9 @@ impl UserFlowType {
     /// any.
     #[must_use]
     pub fn from_name(name: &[u8]) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str().as_bytes() == name)
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().as_bytes() == name)
     }
 }
 
