@@ -105,17 +105,21 @@ fn plain_fields(bytes: &[u8]) -> Option<[&[u8]; 3]> {
     (scan.at == bytes.len()).then_some([id, flow_type, version])
 }
 
-/// The bytes that end the plain part of a string literal: its closing quote, an escape, or a
-/// control character (not allowed raw in JSON).
+/// Whether JSON cannot hold `byte` raw inside a string: a control character, a quote or a
+/// backslash. Reading, it ends the plain part of a literal; writing, it must be escaped.
+#[must_use]
+pub const fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// [`needs_escape`] for every byte, looked up by the scan.
 const STRING_STOP: [bool; 256] = {
     let mut stop = [false; 256];
     let mut byte = 0;
-    while byte < 0x20 {
-        stop[byte] = true;
+    while byte < 256 {
+        stop[byte] = needs_escape(byte as u8);
         byte += 1;
     }
-    stop[b'"' as usize] = true;
-    stop[b'\\' as usize] = true;
     stop
 };
 

@@ -7,7 +7,7 @@ mod event;
 mod flow;
 mod state;
 
-pub use body::{parse_create_body, BodyError, Problem};
+pub use body::{needs_escape, parse_create_body, BodyError, Problem};
 pub use event::{
     decide, evolve, Command, CreateUserFlow, DeleteUserFlow, DomainError, UserFlowEvent,
     USER_FLOW_CREATED, USER_FLOW_DELETED,

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Serialize, Serializer};
 
 use super::error::ApiError;
-use crate::domain::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+use crate::domain::{needs_escape, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
 
 /// The content type of every JSON success.
 pub const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8");
@@ -138,11 +138,6 @@ pub fn entity(status: StatusCode, base: &str, flow: &UserFlow) -> Result<HttpRes
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     body.push(b'}');
     Ok(with_json_headers(status, body))
-}
-
-/// Whether a byte must be escaped inside a JSON string.
-fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 /// A page of flows.
