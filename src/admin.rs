@@ -29,18 +29,17 @@ pub struct AdminAccess {
     pub loopback: bool,
 }
 
-/// Adds the admin scope to an app.
-pub fn routes(config: &mut web::ServiceConfig) {
-    config.service(
-        web::scope("/_emulator")
-            .route("/health", web::get().to(health))
-            .route("/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics))
-            .route("/tenants", web::get().to(tenants))
-            .route("/tenants/{tenant}/events", web::get().to(events))
-            .route("/tenants/{tenant}", web::delete().to(reset))
-            .default_service(web::to(unknown)),
-    );
+/// The admin scope, to be added to an app.
+#[must_use]
+pub fn scope() -> actix_web::Scope {
+    web::scope("/_emulator")
+        .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics))
+        .route("/tenants", web::get().to(tenants))
+        .route("/tenants/{tenant}/events", web::get().to(events))
+        .route("/tenants/{tenant}", web::delete().to(reset))
+        .default_service(web::to(unknown))
 }
 
 fn respond(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {

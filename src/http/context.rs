@@ -1,6 +1,7 @@
 //! The request context: a fresh `request-id` per request, the caller's `client-request-id`
 //! echoed (or the request id when absent), stamped on every response, error or not; one
-//! debug log line and one metrics count per request.
+//! debug log line and one metrics count per request. The Graph handler makes and finishes its
+//! context itself; the admin scope's middleware does it for the admin routes.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -10,7 +11,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpMessage, HttpRequest};
+use actix_web::{web, Error, HttpMessage, HttpRequest, HttpResponse};
 
 use super::AppState;
 use crate::metrics::RouteLabel;
@@ -34,7 +35,7 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    fn new(headers: &HeaderMap) -> Self {
+    pub(super) fn new(headers: &HeaderMap) -> Self {
         let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let request_id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
         let client_header = headers
@@ -61,7 +62,7 @@ impl RequestContext {
         self.route.set(Some(route));
     }
 
-    /// The context the middleware stored for this request (shared, not copied).
+    /// The context the admin scope's middleware stored for this request (shared, not copied).
     #[must_use]
     pub fn of(req: &HttpRequest) -> Rc<Self> {
         req.extensions()
@@ -79,7 +80,16 @@ impl RequestContext {
         }
     }
 
-    fn stamp_headers(&self, headers: &mut HeaderMap) {
+    /// Stamps the id headers on the response, counts it in the metrics and logs it: every
+    /// response, error or not.
+    pub(super) fn finish<B>(
+        &self,
+        req: &HttpRequest,
+        state: Option<&AppState>,
+        response: &mut HttpResponse<B>,
+        started: Instant,
+    ) {
+        let headers = response.headers_mut();
         headers.insert(REQUEST_ID, self.request_header.clone());
         headers.insert(
             CLIENT_REQUEST_ID,
@@ -87,38 +97,35 @@ impl RequestContext {
                 .clone()
                 .unwrap_or_else(|| self.request_header.clone()),
         );
+        let elapsed = started.elapsed();
+        let route = self.route.get().unwrap_or(RouteLabel::Other);
+        let status = response.status().as_u16();
+        if let Some(state) = state {
+            state.metrics.record(route, status, elapsed);
+        }
+        tracing::debug!(
+            method = %req.method(),
+            path = req.path(),
+            status,
+            micros = elapsed.as_micros() as u64,
+            request_id = %self.request_id,
+            "request"
+        );
     }
 }
 
-/// Middleware: creates the context, stamps the id headers on the response, logs the request.
+/// Middleware of the admin scope: creates the context, then stamps, counts and logs the
+/// response. (The Graph handler does the same itself, without the middleware's layers.)
 pub(super) async fn stamp(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
     let context = Rc::new(RequestContext::new(req.headers()));
     req.extensions_mut().insert(Rc::clone(&context));
-    let unrouted = if req.path().starts_with("/_emulator") {
-        RouteLabel::Admin
-    } else {
-        RouteLabel::Other
-    };
-    let started = Instant::now();
-    let mut response = next.call(req).await?;
-    context.stamp_headers(response.headers_mut());
-    let elapsed = started.elapsed();
-    let route = context.route.get().unwrap_or(unrouted);
-    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
-        state
-            .metrics
-            .record(route, response.status().as_u16(), elapsed);
-    }
-    tracing::debug!(
-        method = %response.request().method(),
-        path = response.request().path(),
-        status = response.status().as_u16(),
-        micros = elapsed.as_micros() as u64,
-        request_id = %context.request_id,
-        "request"
-    );
-    Ok(response)
+    context.set_route(RouteLabel::Admin);
+    let (req, mut response) = next.call(req).await?.into_parts();
+    let state = req.app_data::<web::Data<AppState>>();
+    context.finish(&req, state.map(|s| &***s), &mut response, started);
+    Ok(ServiceResponse::new(req, response))
 }

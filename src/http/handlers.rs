@@ -5,6 +5,7 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use std::time::Instant;
 
 use super::auth::tenant_of;
 use super::context::RequestContext;
@@ -23,11 +24,14 @@ pub(super) async fn graph(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let context = RequestContext::of(&req);
-    match route_request(&req, payload, &state, &context).await {
+    let started = Instant::now();
+    let context = RequestContext::new(req.headers());
+    let mut response = match route_request(&req, payload, &state, &context).await {
         Ok(response) => response,
         Err(error) => error.respond(&context),
-    }
+    };
+    context.finish(&req, Some(&state), &mut response, started);
+    response
 }
 
 async fn route_request(

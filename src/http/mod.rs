@@ -46,8 +46,7 @@ pub fn server(
     let builder = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(from_fn(context::stamp))
-            .configure(crate::admin::routes)
+            .service(crate::admin::scope().wrap(from_fn(context::stamp)))
             .default_service(web::to(handlers::graph))
     })
     .workers(workers.max(1))
