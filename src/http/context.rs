@@ -126,6 +126,6 @@ pub(super) async fn stamp(
     context.set_route(RouteLabel::Admin);
     let (req, mut response) = next.call(req).await?.into_parts();
     let state = req.app_data::<web::Data<AppState>>();
-    context.finish(&req, state.map(|s| &***s), &mut response, started);
+    context.finish(&req, state.map(web::Data::get_ref), &mut response, started);
     Ok(ServiceResponse::new(req, response))
 }

@@ -1,11 +1,12 @@
 //! The Graph routes: one handler takes every request outside `/_emulator`, so that every path,
 //! method and extractor failure is answered in the Graph envelope rather than by actix.
 
+use std::time::Instant;
+
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use std::time::Instant;
 
 use super::auth::tenant_of;
 use super::context::RequestContext;
