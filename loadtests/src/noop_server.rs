@@ -10,6 +10,7 @@ use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer};
+use userflows_emulator::http::JSON_CONTENT_TYPE;
 
 const USAGE: &str = "usage: noop-server [ADDRESS] [--bare]   (ADDRESS defaults to 127.0.0.1:8090)";
 
@@ -36,13 +37,7 @@ impl Answer {
                 HeaderName::from_static("request-id"),
                 HeaderValue::from_static(REQUEST_ID),
             ),
-            (
-                CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/json;odata.metadata=minimal;odata.streaming=true;\
-                     IEEE754Compatible=false;charset=utf-8",
-                ),
-            ),
+            (CONTENT_TYPE, JSON_CONTENT_TYPE),
             (
                 HeaderName::from_static("client-request-id"),
                 HeaderValue::from_static(REQUEST_ID),

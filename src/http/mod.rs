@@ -20,6 +20,7 @@ use actix_web::{web, App, HttpServer};
 pub use auth::AuthMode;
 pub use context::RequestContext;
 pub use error::ApiError;
+pub use response::JSON_CONTENT_TYPE;
 
 use crate::admin::AdminAccess;
 use crate::metrics::Metrics;
