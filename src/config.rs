@@ -24,7 +24,8 @@ pub enum Storage {
 pub enum Durability {
     /// After a group-commit flush covering it: survives a killed process.
     Flush,
-    /// At once; sled flushes every 500 ms, so a crash loses up to the last ~0.5 s.
+    /// At once, written within 5 ms; sled flushes every 500 ms, so a crash loses up to the
+    /// last ~0.5 s.
     Relaxed,
 }
 

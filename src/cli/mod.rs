@@ -61,8 +61,8 @@ struct ServeArgs {
     #[arg(long, env = "USERFLOWS_IN_MEMORY")]
     in_memory: bool,
     /// flush: a 201/204 is sent only after a flush covering its event (survives a killed
-    /// process; no loss window). relaxed: acknowledged at once and flushed every 500 ms, so a
-    /// crash may lose up to the last ~0.5 s of acknowledged writes.
+    /// process; no loss window). relaxed: acknowledged at once, written within 5 ms and flushed
+    /// every 500 ms, so a crash may lose up to the last ~0.5 s of acknowledged writes.
     #[arg(long, env = "USERFLOWS_DURABILITY", value_enum, default_value_t = Durability::Flush)]
     durability: Durability,
     /// How requests are tied to tenants.

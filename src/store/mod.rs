@@ -59,6 +59,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
     /// Durable (as far as this log promises) once `append` returns: in-memory, or relaxed sled.
+    /// The tenant actor answers before it appends and writes behind (docs/adr/0008).
     OnAppend,
     /// Durable only after a flush: wait with [`EventLog::when_durable`].
     GroupCommit,

@@ -1,13 +1,14 @@
-//! The tenant actor: decides commands in arrival order, gathers the events of one pass over its
-//! mailbox into a batch appended to the tenant's stream with one write (docs/adr/0007), and
-//! replies once they are stored, and in the default mode once the group commit says they are
-//! durable. Reads are answered from that state only, so no client sees a change a crash could
-//! take back.
+//! The tenant actor: decides commands in arrival order and appends their events to the tenant's
+//! stream in batches, one write each (docs/adr/0007). In the default mode a batch is the events
+//! of one pass over the mailbox, and they are applied and answered once the group commit says
+//! they are durable; reads see only that state, so no client sees a change a crash could take
+//! back. With a log that stores on append (relaxed, in memory), events are applied and answered
+//! when decided and written behind, in fuller batches (docs/adr/0008).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use actix::{Actor, AsyncContext, Context, Handler, Message};
 use tokio::sync::oneshot;
@@ -57,7 +58,11 @@ impl Message for WriteBatch {
 }
 
 /// The most events one write carries; a fuller batch is written at once.
-const MAX_BATCH: u64 = 128;
+pub(super) const MAX_BATCH: u64 = 128;
+
+/// Written behind (a log that stores on append): the longest an answered event waits before
+/// its batch is written. Under load batches fill to `MAX_BATCH` well before.
+pub(super) const WRITE_BEHIND_DELAY: Duration = Duration::from_millis(5);
 
 /// Stop the actor (the tenant is being reset): waiting clients get 503.
 #[derive(Message)]
@@ -111,6 +116,11 @@ pub(super) struct TenantActor {
     snapshot_seq: u64,
     /// Events appended by every tenant, for metrics.
     appended: Arc<AtomicU64>,
+    /// The log stores on append (relaxed, in memory): events are applied and answered when
+    /// decided, and written behind.
+    write_behind: bool,
+    /// A timer will write the batch.
+    write_scheduled: bool,
 }
 
 /// What an actor starts with.
@@ -130,6 +140,7 @@ impl TenantActor {
         let batch = RecordBatch::starting_at(start.stream.last_seq() + 1);
         Self {
             tenant: start.tenant,
+            write_behind: start.log.commit() == Commit::OnAppend,
             log: start.log,
             stream: start.stream,
             batch,
@@ -141,6 +152,7 @@ impl TenantActor {
             snapshot_every: start.snapshot_every,
             snapshot_seq: start.applied_seq,
             appended: start.appended,
+            write_scheduled: false,
         }
     }
 
@@ -180,27 +192,11 @@ impl TenantActor {
         Ok((seq, event))
     }
 
-    /// Appends the batch with one write, then settles it (its records are stored as durably as
-    /// this log promises) or hands it to the group commit.
+    /// Appends the batch with one write and hands it to the group commit.
     fn write_batch(&mut self, ctx: &mut Context<Self>) {
-        if self.batch.is_empty() {
+        let Some((up_to, events)) = self.append_batch() else {
             return;
-        }
-        let up_to = self.batch.last_seq();
-        if let Err(e) = self.stream.append(&self.batch) {
-            tracing::error!(tenant = %self.tenant, up_to, error = %e, "append failed");
-            self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1);
-            // Events were decided against the ones lost: stop serving this state.
-            self.fail(format!("an append failed: {e}"));
-            return;
-        }
-        let events = self.batch.len();
-        self.appended.fetch_add(events, Ordering::Relaxed);
-        self.batch.restart();
-        if self.log.commit() == Commit::OnAppend {
-            self.settle(up_to);
-            return;
-        }
+        };
         let me = ctx.address();
         self.log.when_durable(
             events,
@@ -208,6 +204,26 @@ impl TenantActor {
                 me.do_send(Durable { up_to, result });
             }),
         );
+    }
+
+    /// Appends the batch with one write: its last seq and its number of events, or `None` when
+    /// it was empty or the write failed (and the tenant is now unavailable).
+    fn append_batch(&mut self) -> Option<(u64, u64)> {
+        if self.batch.is_empty() {
+            return None;
+        }
+        let up_to = self.batch.last_seq();
+        if let Err(e) = self.stream.append(&self.batch) {
+            tracing::error!(tenant = %self.tenant, up_to, error = %e, "append failed");
+            self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1);
+            // Events were decided against the ones lost: stop serving this state.
+            self.fail(format!("an append failed: {e}"));
+            return None;
+        }
+        let events = self.batch.len();
+        self.appended.fetch_add(events, Ordering::Relaxed);
+        self.batch.restart();
+        Some((up_to, events))
     }
 
     /// Applies every waiting event up to `up_to` and sends the held-back replies.
@@ -249,9 +265,47 @@ impl TenantActor {
         };
         evolve(flows, event);
         self.applied_seq = seq;
-        if snapshot_due(self.snapshot_every, seq - self.snapshot_seq, flows.len()) {
+        if !snapshot_due(self.snapshot_every, seq - self.snapshot_seq, flows.len()) {
+            return;
+        }
+        // A snapshot never runs ahead of the log.
+        if self.write_behind {
+            self.append_batch();
+        }
+        if let Health::Ready(flows) = &self.health {
             save_snapshot_of(self.log.as_ref(), self.tenant.as_str(), seq, flows);
             self.snapshot_seq = seq;
+        }
+    }
+
+    /// Written behind: decides and applies at once, for an answer at once. The record joins
+    /// the batch, written by [`Self::write_behind_when_due`], before a snapshot or a read of the
+    /// log, and when the actor goes.
+    fn decide_and_apply(
+        &mut self,
+        command: Command,
+        meta: RequestMeta,
+    ) -> Result<WriteOutcome, TenantError> {
+        let (seq, event) = self.decide_and_stage(command, meta)?;
+        self.apply(seq, &event);
+        match &self.health {
+            Health::Ready(_) => Ok(outcome(event)),
+            // A snapshot's write of the batch failed: this event is lost too.
+            Health::Broken(reason) => Err(TenantError::Storage(reason.clone())),
+        }
+    }
+
+    /// Written behind: writes the batch when full, or `WRITE_BEHIND_DELAY` after its first
+    /// record.
+    fn write_behind_when_due(&mut self, ctx: &mut Context<Self>) {
+        if self.batch.len() >= MAX_BATCH {
+            self.append_batch();
+        } else if !self.batch.is_empty() && !self.write_scheduled {
+            self.write_scheduled = true;
+            ctx.run_later(WRITE_BEHIND_DELAY, |actor, _| {
+                actor.write_scheduled = false;
+                actor.append_batch();
+            });
         }
     }
 
@@ -291,6 +345,13 @@ impl Handler<Execute> for TenantActor {
             reply,
             permit,
         } = msg;
+        if self.write_behind {
+            let answer = self.decide_and_apply(command, meta);
+            drop(permit);
+            let _ = reply.send(answer);
+            self.write_behind_when_due(ctx);
+            return;
+        }
         let decided = self.decide_and_stage(command, meta);
         // Decided: the command leaves the bounded queue, even if it still waits for the disk.
         drop(permit);
@@ -353,6 +414,10 @@ impl Handler<Query> for TenantActor {
             reply,
             permit,
         } = msg;
+        // The log holds every answered event before anyone reads it.
+        if matches!(read, Read::Summary) && self.write_behind {
+            self.append_batch();
+        }
         let result = match (&self.health, &read) {
             (_, Read::Summary) => Ok(ReadOutcome::Summary(self.summary())),
             (Health::Ready(flows), _) => Ok(answer(flows, &read)),
@@ -360,6 +425,15 @@ impl Handler<Query> for TenantActor {
         };
         drop(permit);
         let _ = reply.send(result);
+    }
+}
+
+impl Drop for TenantActor {
+    /// Writes what was answered but not yet written: the server is stopping.
+    fn drop(&mut self) {
+        if self.write_behind {
+            self.append_batch();
+        }
     }
 }
 
@@ -371,6 +445,8 @@ impl Handler<Stop> for TenantActor {
             let _ = waiting.reply.send(Err(TenantError::ShuttingDown));
         }
         self.pending.clear();
+        // The tenant's log is deleted next: nothing more may be written to it.
+        self.batch.restart();
         actix::ActorContext::stop(ctx);
     }
 }

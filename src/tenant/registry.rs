@@ -521,16 +521,57 @@ fn resetting(tenant: &TenantId) -> TenantError {
 mod tests {
     use super::*;
     use crate::domain::{CreateUserFlow, UserFlow};
-    use crate::store::{Commit, CommitStats, DurableCallback, MemoryEventLog, RecordBatch};
+    use crate::store::{Commit, CommitStats, DurableCallback, MemoryEventLog, RecordBatch, Visit};
+    use crate::tenant::actor::{MAX_BATCH, WRITE_BEHIND_DELAY};
 
-    /// A log whose flushes complete only when the test says so.
-    #[derive(Default)]
-    struct HeldLog {
+    /// A log in memory that records the size of every write. `held`: by group commit, its
+    /// flushes complete only when the test says so; `on_append`: it stores on append, like
+    /// relaxed sled, so the actor writes behind.
+    struct TestLog {
         inner: MemoryEventLog,
+        commit: Commit,
         held: Mutex<Vec<DurableCallback>>,
+        /// The number of events of each append, in order.
+        writes: Arc<Mutex<Vec<u64>>>,
     }
 
-    impl HeldLog {
+    /// A stream of a [`TestLog`].
+    struct CountedStream {
+        inner: Box<dyn EventStream>,
+        writes: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl EventStream for CountedStream {
+        fn last_seq(&self) -> u64 {
+            self.inner.last_seq()
+        }
+        fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+            self.inner.append(batch)?;
+            self.writes.lock().unwrap().push(batch.len());
+            Ok(())
+        }
+        fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+            self.inner.scan(from, visit)
+        }
+        fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+            self.inner.scan_back(through, visit)
+        }
+    }
+
+    impl TestLog {
+        fn new(commit: Commit) -> Self {
+            Self {
+                inner: MemoryEventLog::new(),
+                commit,
+                held: Mutex::default(),
+                writes: Arc::default(),
+            }
+        }
+
+        fn writes(&self) -> Vec<u64> {
+            self.writes.lock().unwrap().clone()
+        }
+
         fn complete_flush(&self) {
             let held = std::mem::take(&mut *self.held.lock().unwrap());
             for done in held {
@@ -539,18 +580,24 @@ mod tests {
         }
     }
 
-    impl EventLog for HeldLog {
+    impl EventLog for TestLog {
         fn tenants(&self) -> Result<Vec<String>, StoreError> {
             self.inner.tenants()
         }
         fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError> {
-            self.inner.open(tenant)
+            Ok(Box::new(CountedStream {
+                inner: self.inner.open(tenant)?,
+                writes: Arc::clone(&self.writes),
+            }))
         }
         fn commit(&self) -> Commit {
-            Commit::GroupCommit
+            self.commit
         }
-        fn when_durable(&self, _events: u64, done: DurableCallback) {
-            self.held.lock().unwrap().push(done);
+        fn when_durable(&self, events: u64, done: DurableCallback) {
+            match self.commit {
+                Commit::GroupCommit => self.held.lock().unwrap().push(done),
+                Commit::OnAppend => self.inner.when_durable(events, done),
+            }
         }
         fn flush(&self) -> Result<(), StoreError> {
             Ok(())
@@ -606,10 +653,15 @@ mod tests {
         release
     }
 
-    /// A registry over a [`HeldLog`] and the handle of its tenant `t`.
-    fn held_tenant() -> (Arc<HeldLog>, TenantRegistry, TenantHandle) {
-        let log = Arc::new(HeldLog::default());
-        let registry = TenantRegistry::new(Arc::clone(&log) as Arc<dyn EventLog>, options(16));
+    /// A registry over a held [`TestLog`] and the handle of its tenant `t`.
+    fn held_tenant() -> (Arc<TestLog>, TenantRegistry, TenantHandle) {
+        tenant_over(Commit::GroupCommit)
+    }
+
+    /// A registry over a [`TestLog`] committing by `commit` and the handle of its tenant `t`.
+    fn tenant_over(commit: Commit) -> (Arc<TestLog>, TenantRegistry, TenantHandle) {
+        let log = Arc::new(TestLog::new(commit));
+        let registry = TenantRegistry::new(Arc::clone(&log) as Arc<dyn EventLog>, options(256));
         registry.recover_all().unwrap();
         let handle = registry
             .get_or_start(&TenantId::parse("t").unwrap())
@@ -701,25 +753,16 @@ mod tests {
         registry.shutdown();
     }
 
-    #[actix_web::test]
-    async fn a_failed_append_answers_its_batch_and_every_later_request_with_unavailable() {
-        let (log, registry, handle) = held_tenant();
-        let release = hold_the_arbiter(&registry);
-        let creates = queue_creates(&handle, &["a", "b"]).await;
-        // A second writer takes seq 1 first: the actor's write of seqs 1..=2 is refused.
+    fn a_second_writer_takes_seq_1(log: &TestLog) {
         log.inner
             .open("t")
             .unwrap()
             .append(&RecordBatch::single(1, b"x"))
             .unwrap();
-        release.send(()).unwrap();
-        for c in creates {
-            let answer = c.await.unwrap();
-            assert!(
-                matches!(&answer, Err(TenantError::Storage(m)) if m.contains("append failed")),
-                "{answer:?}"
-            );
-        }
+    }
+
+    /// Every later write and read of the tenant gets 503.
+    async fn assert_unavailable(handle: &TenantHandle) {
         assert!(matches!(
             handle.execute(create("c"), meta()).await,
             Err(TenantError::Unavailable { .. })
@@ -728,11 +771,153 @@ mod tests {
             handle.read(Read::Count).await,
             Err(TenantError::Unavailable { .. })
         ));
+    }
+
+    #[actix_web::test]
+    async fn a_failed_append_answers_its_batch_and_every_later_request_with_unavailable() {
+        let (log, registry, handle) = held_tenant();
+        let release = hold_the_arbiter(&registry);
+        let creates = queue_creates(&handle, &["a", "b"]).await;
+        // A second writer takes seq 1 first: the actor's write of seqs 1..=2 is refused.
+        a_second_writer_takes_seq_1(&log);
+        release.send(()).unwrap();
+        for c in creates {
+            let answer = c.await.unwrap();
+            assert!(
+                matches!(&answer, Err(TenantError::Storage(m)) if m.contains("append failed")),
+                "{answer:?}"
+            );
+        }
+        assert_unavailable(&handle).await;
         assert!(
             log.held.lock().unwrap().is_empty(),
             "nothing waits for a flush"
         );
         assert_eq!(log.inner.open("t").unwrap().last_seq(), 1);
+        registry.shutdown();
+    }
+
+    /// The last seq stored in tenant `t`'s log.
+    fn stored(log: &TestLog) -> u64 {
+        log.inner.open("t").unwrap().last_seq()
+    }
+
+    #[actix_web::test]
+    async fn written_behind_events_are_answered_and_read_at_once_then_written_within_the_delay() {
+        let (log, registry, handle) = tenant_over(Commit::OnAppend);
+        assert!(matches!(
+            handle.execute(create("a"), meta()).await,
+            Ok(WriteOutcome::Created(_))
+        ));
+        assert!(matches!(
+            handle.read(Read::Count).await,
+            Ok(ReadOutcome::Count(1))
+        ));
+        let started = std::time::Instant::now();
+        while stored(&log) < 1 {
+            assert!(
+                started.elapsed() < WRITE_BEHIND_DELAY * 200,
+                "the answered event was never written"
+            );
+            actix_web::rt::time::sleep(WRITE_BEHIND_DELAY / 5).await;
+        }
+        assert_eq!(log.writes(), [1]);
+        registry.shutdown();
+    }
+
+    #[actix_web::test]
+    async fn written_behind_a_full_batch_is_one_write_and_the_rest_follows_on_the_timer() {
+        let (log, registry, handle) = tenant_over(Commit::OnAppend);
+        let release = hold_the_arbiter(&registry);
+        let ids: Vec<String> = (0..=MAX_BATCH).map(|i| format!("f{i}")).collect();
+        let ids: Vec<&'static str> = ids
+            .into_iter()
+            .map(|id| &*Box::leak(id.into_boxed_str()))
+            .collect();
+        let creates = queue_creates(&handle, &ids).await;
+        release.send(()).unwrap();
+        for c in creates {
+            assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        }
+        let started = std::time::Instant::now();
+        while stored(&log) < MAX_BATCH + 1 {
+            assert!(
+                started.elapsed() < WRITE_BEHIND_DELAY * 200,
+                "{:?}",
+                log.writes()
+            );
+            actix_web::rt::time::sleep(WRITE_BEHIND_DELAY / 5).await;
+        }
+        assert_eq!(log.writes(), [MAX_BATCH, 1]);
+        registry.shutdown();
+    }
+
+    #[actix_web::test]
+    async fn written_behind_a_summary_read_writes_every_answered_event_first() {
+        let (log, registry, handle) = tenant_over(Commit::OnAppend);
+        let release = hold_the_arbiter(&registry);
+        let creates = queue_creates(&handle, &["a", "b", "A"]).await;
+        let h = handle.clone();
+        let summary = actix_web::rt::spawn(async move { h.read(Read::Summary).await });
+        while handle.queued.load(Ordering::Acquire) < 4 {
+            actix_web::rt::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        let Ok(ReadOutcome::Summary(summary)) = summary.await.unwrap() else {
+            panic!("no summary");
+        };
+        // Handled in the same pass as the creates, long before the timer.
+        assert_eq!(log.writes(), [2]);
+        assert_eq!((summary.applied_seq, stored(&log)), (2, 2));
+        let mut answers = Vec::new();
+        for c in creates {
+            answers.push(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        }
+        assert_eq!(answers, [true, true, false], "the duplicate is refused");
+        registry.shutdown();
+    }
+
+    #[actix_web::test]
+    async fn written_behind_a_stopping_server_writes_what_it_answered() {
+        let (log, registry, handle) = tenant_over(Commit::OnAppend);
+        let release = hold_the_arbiter(&registry);
+        let creates = queue_creates(&handle, &["a", "b"]).await;
+        release.send(()).unwrap();
+        for c in creates {
+            assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        }
+        registry.shutdown();
+        assert_eq!(stored(&log), 2);
+    }
+
+    #[actix_web::test]
+    async fn written_behind_a_failed_write_makes_the_tenant_unavailable() {
+        let (log, registry, handle) = tenant_over(Commit::OnAppend);
+        let release = hold_the_arbiter(&registry);
+        let creates = queue_creates(&handle, &["a", "b"]).await;
+        // A second writer takes seq 1 first: the actor's write of seqs 1..=2 is refused.
+        a_second_writer_takes_seq_1(&log);
+        let h = handle.clone();
+        let summary = actix_web::rt::spawn(async move { h.read(Read::Summary).await });
+        while handle.queued.load(Ordering::Acquire) < 3 {
+            actix_web::rt::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        for c in creates {
+            assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        }
+        let Ok(ReadOutcome::Summary(summary)) = summary.await.unwrap() else {
+            panic!("no summary");
+        };
+        assert!(
+            summary
+                .broken
+                .is_some_and(|reason| reason.contains("append failed")),
+            "the write failed"
+        );
+        assert_unavailable(&handle).await;
+        assert!(log.writes().is_empty());
+        assert_eq!(stored(&log), 1);
         registry.shutdown();
     }
 

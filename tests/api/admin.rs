@@ -1,6 +1,7 @@
 //! The `/_emulator` routes: metrics, tenants, live events, reset and their protection.
 
 use serde_json::Value;
+use userflows_emulator::config::{Durability, Storage};
 
 use crate::helpers::{
     flow, spawn_app, spawn_app_with, stored_events, token_for, OTHER_TENANT, TENANT,
@@ -157,6 +158,37 @@ fn events_are_the_durable_envelopes_as_ndjson() {
     let bad = app.request("GET", "/_emulator/tenants/bad%2Fid/events", &[], None);
     assert_eq!(bad.status, 400);
     assert_eq!(bad.error_code(), "BadRequest");
+}
+
+#[test]
+fn relaxed_and_in_memory_events_show_every_answered_write_at_once() {
+    for storage in ["relaxed", "in-memory"] {
+        let app = spawn_app_with(|s| match storage {
+            "relaxed" => {
+                if let Storage::Disk { durability, .. } = &mut s.storage {
+                    *durability = Durability::Relaxed;
+                }
+            }
+            _ => s.storage = Storage::Memory,
+        });
+        assert_eq!(app.create(&flow("a")).status, 201);
+        assert_eq!(app.create(&flow("b")).status, 201);
+        assert_eq!(app.delete("B2C_1_a").status, 204);
+        // Written behind, but the route reads only after the tenant has written them.
+        let types: Vec<String> = events(&app, TENANT, "")
+            .iter()
+            .map(|e| format!("{} {}", e["seq"], e["event_type"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "1 UserFlowCreated",
+                "2 UserFlowCreated",
+                "3 UserFlowDeleted"
+            ],
+            "{storage}"
+        );
+    }
 }
 
 #[test]
