@@ -12,7 +12,7 @@ use userflows_emulator::domain::{
     Command, CreateUserFlow, DeleteUserFlow, UserFlow, UserFlowEvent, UserFlowId, UserFlowType,
     UserFlowTypeVersion,
 };
-use userflows_emulator::store::{encode, EventLog, EventMeta, RecordBatch, StoreError};
+use userflows_emulator::store::{encode, EventLog, EventMeta, RecordBatch, RequestId, StoreError};
 use userflows_emulator::tenant::{RegistryOptions, RequestMeta, TenantId, TenantRegistry};
 
 /// The tenant every bench uses.
@@ -59,8 +59,8 @@ pub fn unique_id() -> String {
 #[must_use]
 pub fn request_meta() -> RequestMeta {
     RequestMeta {
-        request_id: "00000000-0000-0000-0000-000000000001".to_owned(),
-        client_request_id: "00000000-0000-0000-0000-000000000002".to_owned(),
+        request_id: uuid::Uuid::from_u128(1),
+        client_request_id: Some("00000000-0000-0000-0000-000000000002".to_owned()),
     }
 }
 
@@ -69,8 +69,8 @@ pub fn request_meta() -> RequestMeta {
 pub fn event_meta() -> EventMeta {
     EventMeta {
         recorded_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
-        request_id: "00000000-0000-0000-0000-000000000001".to_owned(),
-        client_request_id: "00000000-0000-0000-0000-000000000002".to_owned(),
+        request_id: RequestId::Uuid(uuid::Uuid::from_u128(1)),
+        client_request_id: Some("00000000-0000-0000-0000-000000000002".to_owned()),
     }
 }
 

@@ -23,38 +23,51 @@ const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id
 /// The ids of one request.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    pub request_id: String,
-    /// As text, for bodies and the event log.
-    pub client_request_id: String,
-    /// The request id as a header value.
+    pub request_id: uuid::Uuid,
+    /// The request id as a header value (and as text: a hyphenated UUID is ASCII).
     request_header: HeaderValue,
     /// Exactly as the client sent it, echoed unchanged.
     client_header: Option<HeaderValue>,
+    /// The client's id as text, for error bodies and the event log (`None`: it sent none).
+    client_request_id: Option<String>,
     /// The route the request took, for metrics (set by the Graph handler).
     route: Cell<Option<RouteLabel>>,
 }
 
 impl RequestContext {
     pub(super) fn new(headers: &HeaderMap) -> Self {
+        let request_id = uuid::Uuid::new_v4();
         let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let request_id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+        let text: &str = request_id.hyphenated().encode_lower(&mut buffer);
         let client_header = headers
             .get(&CLIENT_REQUEST_ID)
             .filter(|v| !v.is_empty())
             .cloned();
-        let client_request_id = client_header.as_ref().map_or_else(
-            || request_id.to_owned(),
-            |v| String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        );
+        let client_request_id = client_header
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         Self {
-            request_id: request_id.to_owned(),
-            client_request_id,
+            request_id,
             // A hyphenated UUID is always a valid header value.
-            request_header: HeaderValue::from_str(request_id)
-                .unwrap_or(HeaderValue::from_static("")),
+            request_header: HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("")),
             client_header,
+            client_request_id,
             route: Cell::new(None),
         }
+    }
+
+    /// The request id as text.
+    #[must_use]
+    pub fn request_id_text(&self) -> &str {
+        self.request_header.to_str().unwrap_or_default()
+    }
+
+    /// The client's request id as text, or the request id when it sent none.
+    #[must_use]
+    pub fn client_request_id_text(&self) -> &str {
+        self.client_request_id
+            .as_deref()
+            .unwrap_or_else(|| self.request_id_text())
     }
 
     /// Records which route the request took.
@@ -75,7 +88,7 @@ impl RequestContext {
     #[must_use]
     pub fn meta(&self) -> RequestMeta {
         RequestMeta {
-            request_id: self.request_id.clone(),
+            request_id: self.request_id,
             client_request_id: self.client_request_id.clone(),
         }
     }

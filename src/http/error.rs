@@ -103,8 +103,8 @@ impl ApiError {
                 },
                 inner_error: InnerError {
                     date: date.trim_end_matches('Z'),
-                    request_id: &context.request_id,
-                    client_request_id: &context.client_request_id,
+                    request_id: context.request_id_text(),
+                    client_request_id: context.client_request_id_text(),
                 },
             },
         };

@@ -151,8 +151,8 @@ mod tests {
     fn meta(request_id: &str) -> EventMeta {
         EventMeta {
             recorded_at: SystemTime::UNIX_EPOCH,
-            request_id: request_id.to_owned(),
-            client_request_id: "c-1".to_owned(),
+            request_id: request_id.into(),
+            client_request_id: Some("c-1".to_owned()),
         }
     }
 

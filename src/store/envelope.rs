@@ -67,8 +67,32 @@ pub struct EventRecord<'a> {
 #[derive(Debug, Clone)]
 pub struct EventMeta {
     pub recorded_at: SystemTime,
-    pub request_id: String,
-    pub client_request_id: String,
+    pub request_id: RequestId,
+    /// As the client sent it; `None` when it sent none (the request id stands for it).
+    pub client_request_id: Option<String>,
+}
+
+/// A request's id: the server's own UUID, kept as one (so the record takes its 16 bytes without
+/// parsing text back), or any text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestId {
+    Uuid(uuid::Uuid),
+    Text(String),
+}
+
+impl RequestId {
+    fn text(&self) -> Text<'_> {
+        match self {
+            Self::Uuid(id) => Text::Uuid(*id),
+            Self::Text(text) => Text::of(text),
+        }
+    }
+}
+
+impl From<&str> for RequestId {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
 }
 
 /// A decoded record: the envelope and the domain event it carries.
@@ -100,8 +124,14 @@ struct DeletedPayload<I> {
 /// Encodes one event at `seq` in the form the logs keep: the compact record (docs/adr/0005).
 /// [`to_json`] renders it as the JSON envelope.
 pub fn encode(seq: u64, meta: &EventMeta, event: &UserFlowEvent) -> Result<Vec<u8>, CodecError> {
+    let request_id = match &meta.request_id {
+        RequestId::Uuid(_) => uuid::fmt::Hyphenated::LENGTH,
+        RequestId::Text(text) => text.len(),
+    };
     let mut out = Vec::with_capacity(
-        96 + meta.request_id.len() + meta.client_request_id.len() + event.flow_id().as_str().len(),
+        96 + request_id
+            + meta.client_request_id.as_ref().map_or(0, String::len)
+            + event.flow_id().as_str().len(),
     );
     encode_into(&mut out, seq, meta, event)?;
     Ok(out)
@@ -120,9 +150,8 @@ pub fn encode_into(
         event_id: Text::Uuid(uuid::Uuid::new_v4()),
         recorded_at: Time::of(meta.recorded_at)
             .ok_or(CodecError::Compact("a time RFC 3339 cannot write"))?,
-        request_id: Text::of(&meta.request_id),
-        client_request_id: (meta.client_request_id != meta.request_id)
-            .then(|| Text::of(&meta.client_request_id)),
+        request_id: meta.request_id.text(),
+        client_request_id: meta.client_request_id.as_deref().map(Text::of),
     };
     compact::write(out, &header, event);
     Ok(())
@@ -308,7 +337,7 @@ mod tests {
         EventMeta {
             recorded_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_234),
             request_id: "req".into(),
-            client_request_id: "client".into(),
+            client_request_id: Some("client".into()),
         }
     }
 
@@ -380,7 +409,7 @@ mod tests {
                 recorded_at: SystemTime::UNIX_EPOCH
                     + std::time::Duration::from_millis(1_700_000_000_123),
                 request_id: request_id.into(),
-                client_request_id: client_request_id.into(),
+                client_request_id: Some(client_request_id.into()),
             };
             for (tenant, seq, event) in [("t1", 1, &flow), ("a-b.c_d", u64::MAX, &gone)] {
                 let bytes = encode(seq, &meta, event).unwrap();
@@ -405,17 +434,21 @@ mod tests {
     /// characters) is kept in a fifth of its JSON.
     #[test]
     fn a_real_create_is_kept_in_under_80_bytes() {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = uuid::Uuid::new_v4();
         let meta = EventMeta {
             recorded_at: SystemTime::now(),
-            client_request_id: request_id.clone(),
-            request_id,
+            request_id: RequestId::Uuid(request_id),
+            client_request_id: None,
         };
         let event = created("b0123456789abt1n12345", UserFlowType::SignUpOrSignIn, 1.0);
         let bytes = encode(1_000_000, &meta, &event).unwrap();
         let json = to_json("bench-tenant", &bytes).unwrap();
         assert!(bytes.len() < 80, "{} bytes", bytes.len());
         assert!(json.len() > 350, "{} bytes of JSON", json.len());
+        // Without a client request id, the request id stands for it.
+        let envelope = decode_json(&json).unwrap().envelope;
+        let ids = (envelope.request_id, envelope.client_request_id);
+        assert_eq!(ids, (request_id.to_string(), request_id.to_string()));
     }
 
     /// The compact layout is a stored format: these bytes must read the same in every later
@@ -522,8 +555,8 @@ mod tests {
     #[test]
     fn no_mutation_makes_the_readers_disagree() {
         let client = EventMeta {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            client_request_id: "c-1".into(),
+            request_id: RequestId::Uuid(uuid::Uuid::new_v4()),
+            client_request_id: Some("c-1".into()),
             ..meta()
         };
         let records: Vec<Vec<u8>> = [

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub use batch::RecordBatch;
 pub use envelope::{
     decode, decode_event, decode_json, encode, encode_into, stored_form, to_json, CodecError,
-    Envelope, EventMeta, EventRecord, StoredEvent, SCHEMA_VERSION,
+    Envelope, EventMeta, EventRecord, RequestId, StoredEvent, SCHEMA_VERSION,
 };
 pub use group_commit::CommitStats;
 pub use memory_log::MemoryEventLog;

@@ -19,7 +19,7 @@ use super::{
     answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
 };
 use crate::domain::{decide, evolve, Command, UserFlowEvent, UserFlows};
-use crate::store::{encode_into, Commit, EventLog, EventMeta, EventStream, RecordBatch};
+use crate::store::{encode_into, Commit, EventLog, EventMeta, EventStream, RecordBatch, RequestId};
 
 /// A place in a tenant's bounded queue; freed when dropped.
 pub(super) struct Permit(pub(super) Arc<AtomicUsize>);
@@ -182,7 +182,7 @@ impl TenantActor {
         let seq = self.batch.next_seq();
         let meta = EventMeta {
             recorded_at: SystemTime::now(),
-            request_id: meta.request_id,
+            request_id: RequestId::Uuid(meta.request_id),
             client_request_id: meta.client_request_id,
         };
         self.record.clear();

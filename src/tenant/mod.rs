@@ -51,8 +51,10 @@ impl fmt::Display for TenantId {
 /// Who asked for a change: copied into the event's envelope.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
-    pub request_id: String,
-    pub client_request_id: String,
+    /// The server's id of the request.
+    pub request_id: uuid::Uuid,
+    /// As the client sent it; `None` when it sent none.
+    pub client_request_id: Option<String>,
 }
 
 /// What a write did.

@@ -425,7 +425,7 @@ mod tests {
         let meta = EventMeta {
             recorded_at: std::time::SystemTime::UNIX_EPOCH,
             request_id: "r".into(),
-            client_request_id: "c".into(),
+            client_request_id: Some("c".into()),
         };
         for seq in 1..=n {
             let event = if seq % 3 == 0 {

@@ -635,8 +635,8 @@ mod tests {
 
     fn meta() -> RequestMeta {
         RequestMeta {
-            request_id: "r".into(),
-            client_request_id: "c".into(),
+            request_id: uuid::Uuid::nil(),
+            client_request_id: Some("c".into()),
         }
     }
 
