@@ -7,6 +7,7 @@
 //! as its length (LEB128) and bytes; the records' seqs follow from the key.
 
 use super::compact::{put_varint, Reader};
+use super::{StoreError, Visit};
 
 /// The first byte of a stored value holding several records. It never starts UTF-8 text (so
 /// never a JSON record) and differs from the compact record's marker.
@@ -101,6 +102,50 @@ impl RecordBatch {
     pub fn records(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
         // The batch wrote the framing itself, so reading it back cannot fail.
         Records::of(self.first_seq, &self.framed).map_while(Result::ok)
+    }
+}
+
+/// Visits the records of the value stored under `first_seq` whose seq is `from` or later, in
+/// order; `Ok(false)` once `visit` says stop. A framing fault names `tenant` and the seq.
+pub(super) fn visit_from(
+    tenant: &str,
+    first_seq: u64,
+    value: &[u8],
+    from: u64,
+    visit: &mut Visit<'_>,
+) -> Result<bool, StoreError> {
+    for record in Records::of(first_seq, value) {
+        let (seq, bytes) = record.map_err(|fault| bad_batch(tenant, fault))?;
+        if seq >= from && !visit(seq, bytes)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// [`visit_from`] backwards: the records whose seq is `through` or earlier, last first.
+pub(super) fn visit_back(
+    tenant: &str,
+    first_seq: u64,
+    value: &[u8],
+    through: u64,
+    visit: &mut Visit<'_>,
+) -> Result<bool, StoreError> {
+    let records: Vec<_> = Records::of(first_seq, value).collect();
+    for record in records.into_iter().rev() {
+        let (seq, bytes) = record.map_err(|fault| bad_batch(tenant, fault))?;
+        if seq <= through && !visit(seq, bytes)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn bad_batch(tenant: &str, (seq, reason): (u64, &'static str)) -> StoreError {
+    StoreError::BadBatch {
+        tenant: tenant.to_owned(),
+        seq,
+        reason,
     }
 }
 

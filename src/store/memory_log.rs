@@ -1,14 +1,23 @@
 //! The in-memory engine: the same streams in process memory, for `--in-memory` runs and
-//! benchmarks. Everything is gone when the process exits.
+//! benchmarks, each append kept as one value under its first seq, as sled keeps it
+//! (docs/adr/0007). Everything is gone when the process exits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use super::batch::{visit_back, visit_from};
 use super::{
     Commit, CommitStats, DurableCallback, EventLog, EventStream, RecordBatch, StoreError, Visit,
 };
 
-type Records = Arc<Mutex<BTreeMap<u64, Vec<u8>>>>;
+/// One append: its records as stored, and the seq of its last.
+struct Value {
+    last_seq: u64,
+    stored: Box<[u8]>,
+}
+
+/// A tenant's values by the seq of their first record.
+type Records = Arc<Mutex<BTreeMap<u64, Value>>>;
 
 /// An [`EventLog`] in memory.
 #[derive(Default)]
@@ -37,10 +46,9 @@ impl EventLog for MemoryEventLog {
         let last_seq = records
             .lock()
             .map_err(|_| StoreError::Poisoned)?
-            .keys()
+            .values()
             .next_back()
-            .copied()
-            .unwrap_or(0);
+            .map_or(0, |value| value.last_seq);
         Ok(Box::new(MemoryStream {
             tenant: tenant.to_owned(),
             records,
@@ -119,21 +127,35 @@ impl EventStream for MemoryStream {
             });
         }
         let mut records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
-        if records.range(seq..).next().is_some() {
+        // Another writer of this tenant may have stored `seq` already.
+        if records
+            .values()
+            .next_back()
+            .is_some_and(|value| value.last_seq >= seq)
+        {
             return Err(StoreError::AlreadyWritten {
                 tenant: self.tenant.clone(),
                 seq,
             });
         }
-        records.extend(batch.records().map(|(seq, record)| (seq, record.to_vec())));
+        let value = Value {
+            last_seq: batch.last_seq(),
+            stored: batch.stored().into(),
+        };
+        records.insert(seq, value);
         self.last_seq = batch.last_seq();
         Ok(())
     }
 
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
-        for (seq, record) in records.range(from..) {
-            if !visit(*seq, record)? {
+        // The record of `from` may be in a value stored under an earlier seq.
+        let start = records
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(&first, _)| first);
+        for (&first, value) in records.range(start..) {
+            if !visit_from(&self.tenant, first, &value.stored, from, visit)? {
                 break;
             }
         }
@@ -142,8 +164,8 @@ impl EventStream for MemoryStream {
 
     fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
-        for (seq, record) in records.range(..=through).rev() {
-            if !visit(*seq, record)? {
+        for (&first, value) in records.range(..=through).rev() {
+            if !visit_back(&self.tenant, first, &value.stored, through, visit)? {
                 break;
             }
         }

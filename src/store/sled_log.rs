@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::batch::Records;
+use super::batch::{visit_back, visit_from, Records};
 use super::group_commit::GroupCommit;
 use super::{
     Commit, CommitStats, DurableCallback, EventLog, EventStream, RecordBatch, StoreError, Visit,
@@ -239,11 +239,14 @@ impl EventStream for SledStream {
         };
         for entry in self.tree.range(start..) {
             let (key, value) = entry?;
-            for record in Records::of(seq_of(&self.tenant, &key)?, &value) {
-                let (seq, bytes) = record.map_err(|fault| self.bad_batch(fault))?;
-                if seq >= from && !visit(seq, bytes)? {
-                    return Ok(());
-                }
+            if !visit_from(
+                &self.tenant,
+                seq_of(&self.tenant, &key)?,
+                &value,
+                from,
+                visit,
+            )? {
+                break;
             }
         }
         Ok(())
@@ -252,25 +255,17 @@ impl EventStream for SledStream {
     fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         for entry in self.tree.range(..=through.to_be_bytes()).rev() {
             let (key, value) = entry?;
-            let records: Vec<_> = Records::of(seq_of(&self.tenant, &key)?, &value).collect();
-            for record in records.into_iter().rev() {
-                let (seq, bytes) = record.map_err(|fault| self.bad_batch(fault))?;
-                if seq <= through && !visit(seq, bytes)? {
-                    return Ok(());
-                }
+            if !visit_back(
+                &self.tenant,
+                seq_of(&self.tenant, &key)?,
+                &value,
+                through,
+                visit,
+            )? {
+                break;
             }
         }
         Ok(())
-    }
-}
-
-impl SledStream {
-    fn bad_batch(&self, (seq, reason): (u64, &'static str)) -> StoreError {
-        StoreError::BadBatch {
-            tenant: self.tenant.clone(),
-            seq,
-            reason,
-        }
     }
 }
 
@@ -298,20 +293,15 @@ mod tests {
         seen
     }
 
-    #[test]
-    fn batches_read_back_one_record_at_a_time_from_any_seq() {
-        let tmp = tempfile::tempdir().unwrap();
-        let log = SledEventLog::open(tmp.path(), false).unwrap();
+    /// Keys 1 (one record), 2 (seqs 2..=5), 6 (6..=7) in tenant `t` of either engine, read
+    /// back one record at a time.
+    fn batches_read_back_one_record_at_a_time_from_any_seq(log: &dyn EventLog) {
         let mut stream = log.open("t").unwrap();
-        // Keys 1 (one record), 2 (seqs 2..=5), 6 (6..=7).
         for b in [batch(1, 1), batch(2, 4), batch(6, 2)] {
             stream.append(&b).unwrap();
         }
         stream.append(&RecordBatch::starting_at(8)).unwrap();
         assert_eq!(stream.last_seq(), 7);
-        let tree = log.db.open_tree(events_tree_name("t")).unwrap();
-        assert_eq!(tree.len(), 3);
-        assert_eq!(&*tree.get(1u64.to_be_bytes()).unwrap().unwrap(), b"r1");
 
         assert_eq!(seqs_of(|v| stream.scan(1, v)), (1..=7).collect::<Vec<_>>());
         assert_eq!(seqs_of(|v| stream.scan(4, v)), (4..=7).collect::<Vec<_>>());
@@ -327,8 +317,27 @@ mod tests {
             .unwrap();
         assert_eq!(first_two, [3, 4]);
 
+        // A writer that opened before seq 8 was written starts there too: refused.
+        let mut stale = log.open("t").unwrap();
+        stream.append(&batch(8, 2)).unwrap();
+        assert!(matches!(
+            stale.append(&batch(8, 1)),
+            Err(StoreError::AlreadyWritten { seq: 8, .. })
+        ));
         drop(stream);
-        assert_eq!(log.open("t").unwrap().last_seq(), 7, "reopened");
+        assert_eq!(log.open("t").unwrap().last_seq(), 9, "reopened");
+    }
+
+    #[test]
+    fn both_engines_keep_each_batch_as_one_value_and_read_it_back_by_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = SledEventLog::open(tmp.path(), false).unwrap();
+        batches_read_back_one_record_at_a_time_from_any_seq(&log);
+        let tree = log.db.open_tree(events_tree_name("t")).unwrap();
+        assert_eq!(tree.len(), 4);
+        assert_eq!(&*tree.get(1u64.to_be_bytes()).unwrap().unwrap(), b"r1");
+
+        batches_read_back_one_record_at_a_time_from_any_seq(&crate::store::MemoryEventLog::new());
     }
 
     #[test]
