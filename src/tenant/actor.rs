@@ -119,8 +119,6 @@ pub(super) struct TenantActor {
     /// The log stores on append (relaxed, in memory): events are applied and answered when
     /// decided, and written behind.
     write_behind: bool,
-    /// A timer will write the batch.
-    write_scheduled: bool,
 }
 
 /// What an actor starts with.
@@ -152,7 +150,6 @@ impl TenantActor {
             snapshot_every: start.snapshot_every,
             snapshot_seq: start.applied_seq,
             appended: start.appended,
-            write_scheduled: false,
         }
     }
 
@@ -296,14 +293,12 @@ impl TenantActor {
     }
 
     /// Written behind: writes the batch when full, or `WRITE_BEHIND_DELAY` after its first
-    /// record.
+    /// record (a timer that finds the batch already written writes the next one, early).
     fn write_behind_when_due(&mut self, ctx: &mut Context<Self>) {
         if self.batch.len() >= MAX_BATCH {
             self.append_batch();
-        } else if !self.batch.is_empty() && !self.write_scheduled {
-            self.write_scheduled = true;
+        } else if self.batch.len() == 1 {
             ctx.run_later(WRITE_BEHIND_DELAY, |actor, _| {
-                actor.write_scheduled = false;
                 actor.append_batch();
             });
         }

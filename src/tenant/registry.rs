@@ -673,13 +673,14 @@ mod tests {
     /// held), so they are handled in this order.
     async fn queue_creates(
         handle: &TenantHandle,
-        ids: &[&'static str],
+        ids: &[&str],
     ) -> Vec<actix_web::rt::task::JoinHandle<Result<WriteOutcome, TenantError>>> {
         let mut creates = Vec::new();
         for (queued, &id) in (1..).zip(ids) {
             let h = handle.clone();
+            let command = create(id);
             creates.push(actix_web::rt::spawn(async move {
-                h.execute(create(id), meta()).await
+                h.execute(command, meta()).await
             }));
             while handle.queued.load(Ordering::Acquire) < queued {
                 actix_web::rt::task::yield_now().await;
@@ -830,10 +831,7 @@ mod tests {
         let (log, registry, handle) = tenant_over(Commit::OnAppend);
         let release = hold_the_arbiter(&registry);
         let ids: Vec<String> = (0..=MAX_BATCH).map(|i| format!("f{i}")).collect();
-        let ids: Vec<&'static str> = ids
-            .into_iter()
-            .map(|id| &*Box::leak(id.into_boxed_str()))
-            .collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let creates = queue_creates(&handle, &ids).await;
         release.send(()).unwrap();
         for c in creates {
