@@ -13,7 +13,7 @@ use crate::admin::AdminAccess;
 use crate::config::{Durability, Settings, Storage};
 use crate::http::{self, AppState};
 use crate::store::{EventLog, MemoryEventLog, SledEventLog, StoreError};
-use crate::tenant::{RegistryOptions, TenantRegistry};
+use crate::tenant::{Placement, RegistryOptions, TenantRegistry};
 
 /// How long a stopping server waits for its HTTP workers to let go of the storage.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ impl Application {
         let registry = Arc::new(TenantRegistry::new(
             Arc::clone(&log),
             RegistryOptions {
-                arbiters: settings.arbiters,
+                placement: Placement::HttpWorkers(settings.workers),
                 queue_limit: settings.queue_limit,
                 // Snapshots only shorten recovery, and an in-memory log is never recovered.
                 snapshot_every: match settings.storage {
@@ -126,6 +126,7 @@ impl Application {
     /// When it returns, the storage (and the data directory's lock) has been released.
     pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let served = (&mut self.server).await;
+        self.registry.workers_stopped();
         if let Some(recovery) = self.recovery.take() {
             if recovery.join().is_err() {
                 tracing::error!("the recovery thread panicked");

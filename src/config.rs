@@ -37,10 +37,8 @@ pub struct Settings {
     pub storage: Storage,
     pub auth: AuthMode,
     pub max_body_bytes: usize,
-    /// HTTP worker threads.
+    /// HTTP worker threads; the tenant actors run on their arbiters (docs/adr/0009).
     pub workers: usize,
-    /// Arbiter threads the tenant actors are spread over.
-    pub arbiters: usize,
     /// Requests one tenant may have waiting to be taken up before it answers 503.
     pub queue_limit: usize,
     /// Whether SIGINT/SIGTERM stop the server (off in tests, which stop it by handle).
@@ -53,7 +51,7 @@ pub struct Settings {
 
 impl Settings {
     /// Defaults for a server on `listen` with `storage`: lenient auth, 64 KiB bodies, one worker
-    /// and one arbiter per core.
+    /// per core.
     #[must_use]
     pub fn new(listen: impl Into<String>, storage: Storage) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -63,7 +61,6 @@ impl Settings {
             auth: AuthMode::Lenient,
             max_body_bytes: 64 * 1024,
             workers: cores,
-            arbiters: cores,
             queue_limit: 1024,
             handle_signals: true,
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
@@ -72,7 +69,7 @@ impl Settings {
     }
 
     /// A durable server over `dir` on an ephemeral loopback port, without signal handling,
-    /// with two workers and two arbiters: what the API tests and the goose smoke run embed.
+    /// with two workers: what the API tests and the goose smoke run embed.
     #[must_use]
     pub fn embedded(dir: PathBuf) -> Self {
         let mut settings = Self::new(
@@ -84,7 +81,6 @@ impl Settings {
         );
         settings.handle_signals = false;
         settings.workers = 2;
-        settings.arbiters = 2;
         settings
     }
 }

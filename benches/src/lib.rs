@@ -13,7 +13,9 @@ use userflows_emulator::domain::{
     UserFlowTypeVersion,
 };
 use userflows_emulator::store::{encode, EventLog, EventMeta, RecordBatch, RequestId, StoreError};
-use userflows_emulator::tenant::{RegistryOptions, RequestMeta, TenantId, TenantRegistry};
+use userflows_emulator::tenant::{
+    Placement, RegistryOptions, RequestMeta, TenantId, TenantRegistry,
+};
 
 /// The tenant every bench uses.
 pub const TENANT: &str = "bench-tenant";
@@ -97,7 +99,7 @@ pub fn registry(
     let registry = TenantRegistry::new(
         log,
         RegistryOptions {
-            arbiters: 1,
+            placement: Placement::OwnThreads(1),
             queue_limit: 1024,
             snapshot_every: None,
         },

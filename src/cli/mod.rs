@@ -78,7 +78,7 @@ struct ServeArgs {
     /// Largest create body accepted; larger ones get 413 and store nothing.
     #[arg(long, env = "USERFLOWS_MAX_BODY_BYTES", default_value_t = 65_536)]
     max_body_bytes: usize,
-    /// HTTP worker threads [default: one per core].
+    /// HTTP worker threads; the tenant actors run on them [default: one per core].
     #[arg(long, env = "USERFLOWS_WORKERS")]
     workers: Option<usize>,
     /// Requests one tenant may have queued before it answers 503 with Retry-After.
@@ -98,7 +98,8 @@ struct ServeArgs {
     admin_key: Option<String>,
     /// CPU scheduling of the server's threads. batch (Linux `SCHED_BATCH`): a woken thread does
     /// not preempt a running one, so the HTTP workers, tenant actors and a load generator on the
-    /// same cores switch far less (docs/BENCHMARKS.md); normal: the operating system's default.
+    /// same cores switch far less (docs/BENCHMARKS.md); normal: the operating system's default,
+    /// a lower p99 when one busy tenant saturates the cores (docs/adr/0009).
     #[arg(long, env = "USERFLOWS_CPU_SCHEDULING", value_enum, default_value_t = CpuScheduling::Batch)]
     cpu_scheduling: CpuScheduling,
 }

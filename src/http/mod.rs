@@ -45,6 +45,8 @@ pub fn server(
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let builder = HttpServer::new(move || {
+        // Runs on each worker as it starts: the tenant actors live on the workers' arbiters.
+        state.registry.join_as_worker();
         App::new()
             .app_data(state.clone())
             .service(crate::admin::scope().wrap(from_fn(context::stamp)))

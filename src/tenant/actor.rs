@@ -119,6 +119,8 @@ pub(super) struct TenantActor {
     /// The log stores on append (relaxed, in memory): events are applied and answered when
     /// decided, and written behind.
     write_behind: bool,
+    /// Held for as long as the actor lives: a stopping registry waits until every one is gone.
+    _alive: Arc<()>,
 }
 
 /// What an actor starts with.
@@ -131,6 +133,7 @@ pub(super) struct ActorStart {
     pub(super) applied_seq: u64,
     pub(super) snapshot_every: Option<u64>,
     pub(super) appended: Arc<AtomicU64>,
+    pub(super) alive: Arc<()>,
 }
 
 impl TenantActor {
@@ -150,6 +153,7 @@ impl TenantActor {
             snapshot_every: start.snapshot_every,
             snapshot_seq: start.applied_seq,
             appended: start.appended,
+            _alive: start.alive,
         }
     }
 
@@ -424,10 +428,17 @@ impl Handler<Query> for TenantActor {
 }
 
 impl Drop for TenantActor {
-    /// Writes what was answered but not yet written: the server is stopping.
+    /// The server is stopping: writes what was decided but not yet written, and on a log with
+    /// group commit makes it durable and answers the clients still waiting (their worker may
+    /// outlive this actor's). Blocks on one flush; nothing else runs on this thread any more.
     fn drop(&mut self) {
-        if self.write_behind {
-            self.append_batch();
+        self.append_batch();
+        if self.waiting.is_empty() {
+            return;
+        }
+        match self.log.flush() {
+            Ok(()) => self.settle(u64::MAX),
+            Err(e) => self.fail(format!("a flush failed: {e}")),
         }
     }
 }

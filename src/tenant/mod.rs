@@ -4,6 +4,7 @@
 
 mod actor;
 mod pending;
+mod pool;
 mod recovery;
 mod registry;
 
@@ -11,7 +12,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::domain::{DomainError, FlowKey, UserFlow, UserFlowId, UserFlows};
+use crate::store::StoreError;
 
+pub use pool::Placement;
 pub use recovery::{recover, replay, Recovered, Recovery, RecoveryError};
 pub use registry::{RecoverySummary, RegistryOptions, TenantHandle, TenantRegistry};
 
@@ -146,6 +149,12 @@ pub enum TenantError {
     Storage(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<StoreError> for TenantError {
+    fn from(e: StoreError) -> Self {
+        Self::Storage(e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The registry: exactly one actor per tenant (invariant 1), spread over a small pool of
-//! arbiters by a hash of the tenant, each behind a bounded queue. Recovers every tenant in
-//! parallel; until that is done it is not ready and tenants answer 503. Resets a tenant.
+//! arbiters (by default the HTTP workers' own) by a hash of the tenant, each behind a bounded
+//! queue. Recovers every tenant in parallel; until that is done it is not ready and tenants
+//! answer 503. Resets a tenant.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,17 +10,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use actix::dev::ArbiterHandle;
-use actix::{Actor, Addr, Arbiter};
+use actix::{Actor, Addr};
 use tokio::sync::oneshot;
 
 use super::actor::{ActorStart, Execute, Health, Permit, Query, Stop, TenantActor};
+use super::pool::{Placement, Pool};
 use super::recovery::recover;
 use super::{answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, WriteOutcome};
 use crate::domain::{Command, UserFlows};
 use crate::store::{EventLog, EventStream, StoreError};
 
 type RecoveredStream = Result<(Box<dyn EventStream>, Health, u64), StoreError>;
+
+/// How long recovery waits for the HTTP workers to join the pool (they start within
+/// milliseconds).
+const WORKERS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a stopping registry waits for its actors to go (and write what they hold).
+const ACTORS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handles a thread keeps at most; past it the thread's copies are dropped and fetched again.
 const NEAR_CAPACITY: usize = 256;
@@ -59,8 +67,8 @@ pub struct RecoverySummary {
 /// How the registry is set up.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistryOptions {
-    /// Arbiter threads the actors are spread over.
-    pub arbiters: usize,
+    /// The arbiters the actors are spread over.
+    pub placement: Placement,
     /// Requests a tenant may have queued before it answers 503.
     pub queue_limit: usize,
     /// Save a snapshot every this many events (`None`: never).
@@ -150,10 +158,10 @@ enum Slot {
 /// Every tenant's actor.
 pub struct TenantRegistry {
     log: Arc<dyn EventLog>,
-    arbiters: Vec<ArbiterHandle>,
-    /// Kept to stop and join the arbiter threads at shutdown, so every stream handle (and the
-    /// storage lock it holds) is released before the process reopens the directory.
-    owned_arbiters: Mutex<Vec<Arbiter>>,
+    /// Where the actors run. At shutdown it waits until every actor has gone, so every stream
+    /// handle (and the storage lock it holds) is released before the process reopens the
+    /// directory.
+    pool: Pool,
     tenants: RwLock<HashMap<TenantId, Slot>>,
     /// This registry's id in the threads' [`NEAR`] copies.
     id: u64,
@@ -171,17 +179,12 @@ pub struct TenantRegistry {
 }
 
 impl TenantRegistry {
-    /// Starts the arbiters. Must run inside an actix `System`.
+    /// Starts the arbiters of [`Placement::OwnThreads`]. Must run inside an actix `System`.
     #[must_use]
     pub fn new(log: Arc<dyn EventLog>, options: RegistryOptions) -> Self {
-        let owned: Vec<Arbiter> = (0..options.arbiters.max(1))
-            .map(|_| Arbiter::new())
-            .collect();
-        let arbiters = owned.iter().map(Arbiter::handle).collect();
         Self {
             log,
-            arbiters,
-            owned_arbiters: Mutex::new(owned),
+            pool: Pool::new(options.placement),
             tenants: RwLock::new(HashMap::new()),
             id: REGISTRY_IDS.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
@@ -196,9 +199,20 @@ impl TenantRegistry {
         }
     }
 
-    /// Rebuilds every tenant of the log, in parallel, then marks the registry ready. May run on
-    /// any thread.
-    pub fn recover_all(&self) -> Result<RecoverySummary, StoreError> {
+    /// Joins the calling HTTP worker's arbiter to the pool ([`Placement::HttpWorkers`]); call
+    /// it on each worker as it starts. Elsewhere it changes nothing.
+    pub fn join_as_worker(&self) {
+        self.pool.join_current();
+    }
+
+    /// The HTTP workers have stopped: no more will join, and recovery stops waiting for them.
+    pub fn workers_stopped(&self) {
+        self.pool.close();
+    }
+
+    /// Rebuilds every tenant of the log, in parallel, then (once the pool is complete) starts
+    /// their actors and marks the registry ready. May run on any thread; blocks.
+    pub fn recover_all(&self) -> Result<RecoverySummary, TenantError> {
         let started = Instant::now();
         let mut names = self.log.tenants()?;
         names.sort();
@@ -219,6 +233,7 @@ impl TenantRegistry {
             }
         });
         let results = results.into_inner().map_err(|_| StoreError::Poisoned)?;
+        self.pool.wait_complete(WORKERS_TIMEOUT)?;
         let mut summary = RecoverySummary::default();
         for (name, result, from_snapshot) in results {
             let (stream, health, applied_seq) = result?;
@@ -235,10 +250,10 @@ impl TenantRegistry {
                 }
                 Health::Broken(_) => summary.broken.push(name.clone()),
             }
-            let handle = self.spawn_actor(&tenant, stream, health, applied_seq);
+            let handle = self.spawn_actor(&tenant, stream, health, applied_seq)?;
             self.tenants
                 .write()
-                .map_err(|_| StoreError::Poisoned)?
+                .map_err(|_| poisoned())?
                 .insert(tenant, Slot::Running(handle));
         }
         summary.broken.sort();
@@ -292,9 +307,8 @@ impl TenantRegistry {
         stream: Box<dyn EventStream>,
         health: Health,
         applied_seq: u64,
-    ) -> TenantHandle {
-        let slot = self.hasher.hash_one(tenant) % self.arbiters.len() as u64;
-        let arbiter = &self.arbiters[slot as usize];
+    ) -> Result<TenantHandle, TenantError> {
+        let (arbiter, alive) = self.pool.pick(self.hasher.hash_one(tenant))?;
         let actor = TenantActor::new(ActorStart {
             tenant: tenant.clone(),
             log: Arc::clone(&self.log),
@@ -303,13 +317,14 @@ impl TenantRegistry {
             applied_seq,
             snapshot_every: self.options.snapshot_every,
             appended: Arc::clone(&self.appended),
+            alive,
         });
-        TenantHandle {
+        Ok(TenantHandle {
             tenant: tenant.clone(),
-            addr: TenantActor::start_in_arbiter(arbiter, move |_| actor),
+            addr: TenantActor::start_in_arbiter(&arbiter, move |_| actor),
             queued: Arc::new(AtomicUsize::new(0)),
             queue_limit: self.options.queue_limit,
-        }
+        })
     }
 
     /// Whether every tenant is recovered.
@@ -380,7 +395,8 @@ impl TenantRegistry {
             .open(tenant.as_str())
             .map_err(|e| TenantError::Storage(e.to_string()))?;
         let applied = stream.last_seq();
-        let handle = self.spawn_actor(tenant, stream, Health::Ready(UserFlows::default()), applied);
+        let handle =
+            self.spawn_actor(tenant, stream, Health::Ready(UserFlows::default()), applied)?;
         tenants.insert(tenant.clone(), Slot::Running(handle.clone()));
         Ok(handle)
     }
@@ -488,21 +504,15 @@ impl TenantRegistry {
         Ok(existed)
     }
 
-    /// Stops every actor and joins the arbiter threads.
+    /// Stops every actor: joins the registry's own arbiter threads, and waits for the actors
+    /// on HTTP workers to go with their workers' threads. Call it once the server has stopped.
     pub fn shutdown(&self) {
         if let Ok(mut tenants) = self.tenants.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             tenants.clear();
         }
-        let arbiters = match self.owned_arbiters.lock() {
-            Ok(mut owned) => std::mem::take(&mut *owned),
-            Err(_) => return,
-        };
-        for arbiter in arbiters {
-            arbiter.stop();
-            if arbiter.join().is_err() {
-                tracing::error!("a tenant arbiter thread panicked");
-            }
+        if !self.pool.stop(ACTORS_TIMEOUT) {
+            tracing::warn!("some tenant actors are still running; the storage may stay open");
         }
     }
 }
@@ -627,7 +637,7 @@ mod tests {
 
     fn options(queue_limit: usize) -> RegistryOptions {
         RegistryOptions {
-            arbiters: 1,
+            placement: Placement::OwnThreads(1),
             queue_limit,
             snapshot_every: None,
         }
@@ -645,7 +655,7 @@ mod tests {
     fn hold_the_arbiter(registry: &TenantRegistry) -> std::sync::mpsc::Sender<()> {
         let (started, running) = std::sync::mpsc::channel::<()>();
         let (release, held) = std::sync::mpsc::channel::<()>();
-        registry.arbiters[0].spawn(async move {
+        registry.pool.arbiters()[0].spawn(async move {
             let _ = started.send(());
             let _ = held.recv();
         });
@@ -885,6 +895,23 @@ mod tests {
             assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
         }
         registry.shutdown();
+        assert_eq!(stored(&log), 2);
+    }
+
+    #[actix_web::test]
+    async fn a_stopping_server_makes_the_writes_waiting_for_a_flush_durable_and_answers_them() {
+        let (log, registry, handle) = held_tenant();
+        let release = hold_the_arbiter(&registry);
+        let creates = queue_creates(&handle, &["a", "b"]).await;
+        release.send(()).unwrap();
+        while log.held.lock().unwrap().is_empty() {
+            actix_web::rt::task::yield_now().await;
+        }
+        // The group commit never completes: the actor flushes as it goes.
+        registry.shutdown();
+        for c in creates {
+            assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        }
         assert_eq!(stored(&log), 2);
     }
 
