@@ -390,10 +390,7 @@ impl TenantRegistry {
             None => {}
         }
         // Opened under the write lock: exactly one actor (one writer) per tenant.
-        let stream = self
-            .log
-            .open(tenant.as_str())
-            .map_err(|e| TenantError::Storage(e.to_string()))?;
+        let stream = self.log.open(tenant.as_str())?;
         let applied = stream.last_seq();
         let handle =
             self.spawn_actor(tenant, stream, Health::Ready(UserFlows::default()), applied)?;
@@ -487,15 +484,8 @@ impl TenantRegistry {
             // Wait until the actor has stopped: it holds the only writable stream.
             let _ = handle.addr.send(Stop).await;
         }
-        let existed = previous.is_some()
-            || self
-                .log
-                .has_tenant(tenant.as_str())
-                .map_err(|e| TenantError::Storage(e.to_string()))?;
-        let removed = self
-            .log
-            .remove_tenant(tenant.as_str())
-            .map_err(|e| TenantError::Storage(e.to_string()));
+        let existed = previous.is_some() || self.log.has_tenant(tenant.as_str())?;
+        let removed = self.log.remove_tenant(tenant.as_str());
         if let Ok(mut tenants) = self.tenants.write() {
             tenants.remove(tenant);
         }
