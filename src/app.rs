@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 
-use crate::admin::AdminAccess;
 use crate::config::{Durability, Settings, Storage};
-use crate::http::{self, AppState};
+use crate::http::{self, AdminAccess, AppState};
 use crate::store::{EventLog, MemoryEventLog, SledEventLog, StoreError};
 use crate::tenant::{Placement, RegistryOptions, TenantRegistry};
 

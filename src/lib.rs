@@ -17,9 +17,9 @@
 //!
 //! On start every tenant is rebuilt from its log with the same `evolve` the live path uses.
 
-pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -10,8 +10,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use userflows_benches::{event_meta, flow, TENANT};
+use userflows_emulator::codec::encode;
 use userflows_emulator::domain::UserFlowEvent;
-use userflows_emulator::store::{encode, EventLog, RecordBatch, SledEventLog};
+use userflows_emulator::store::{EventLog, RecordBatch, SledEventLog};
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp dir");

@@ -11,8 +11,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use userflows_benches::{event_meta, flow, TENANT};
+use userflows_emulator::codec::{decode, decode_event, encode, to_json};
 use userflows_emulator::domain::{UserFlowEvent, UserFlowId};
-use userflows_emulator::store::{decode, decode_event, encode, to_json};
 
 fn codec(c: &mut Criterion) {
     let meta = event_meta();

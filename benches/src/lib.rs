@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::Criterion;
+use userflows_emulator::codec::{encode, EventMeta, RequestId};
 use userflows_emulator::domain::{
     Command, CreateUserFlow, DeleteUserFlow, UserFlow, UserFlowEvent, UserFlowId, UserFlowType,
     UserFlowTypeVersion,
 };
-use userflows_emulator::store::{encode, EventLog, EventMeta, RecordBatch, RequestId, StoreError};
+use userflows_emulator::store::{EventLog, RecordBatch, StoreError};
 use userflows_emulator::tenant::{
     Placement, RegistryOptions, RequestMeta, TenantId, TenantRegistry,
 };

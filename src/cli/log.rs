@@ -1,11 +1,11 @@
 //! The `log` command: offline inspection, replay, verification, export and import of a stopped
-//! server's data directory. It reads records with the server's own codec ([`store::decode`] and
-//! its upcasters), shows them as their JSON envelopes ([`store::to_json`]), and folds them with
+//! server's data directory. It reads records with the server's own codec ([`codec::decode`] and
+//! its upcasters), shows them as their JSON envelopes ([`codec::to_json`]), and folds them with
 //! the server's own [`replay`] (the one `evolve`); it never creates a tenant's stream except
 //! when importing one.
 //!
-//! [`store::decode`]: crate::store::decode
-//! [`store::to_json`]: crate::store::to_json
+//! [`codec::decode`]: crate::codec::decode
+//! [`codec::to_json`]: crate::codec::to_json
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,11 +21,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::codec::{decode_json, stored_form, to_json, StoredEvent};
 use crate::domain::{UserFlow, USER_FLOW_CREATED, USER_FLOW_DELETED};
-use crate::store::{
-    decode_json, stored_form, to_json, EventLog, EventStream, RecordBatch, SledEventLog,
-    StoreError, StoredEvent,
-};
+use crate::store::{EventLog, EventStream, RecordBatch, SledEventLog, StoreError};
 use crate::tenant::{replay, TenantId};
 
 /// Separates the fields of one event in the digest. JSON cannot hold it unescaped, and the

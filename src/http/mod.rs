@@ -2,6 +2,7 @@
 //! (request ids), OData query parsing, JSON bodies and the Graph error envelope. It talks to
 //! tenants through the registry and knows nothing of sled.
 
+pub(crate) mod admin;
 pub mod auth;
 mod context;
 pub mod error;
@@ -22,9 +23,9 @@ pub use context::RequestContext;
 pub use error::ApiError;
 pub use response::JSON_CONTENT_TYPE;
 
-use crate::admin::AdminAccess;
 use crate::metrics::Metrics;
 use crate::tenant::TenantRegistry;
+pub use admin::AdminAccess;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -49,7 +50,7 @@ pub fn server(
         state.registry.join_as_worker();
         App::new()
             .app_data(state.clone())
-            .service(crate::admin::scope().wrap(from_fn(context::stamp)))
+            .service(admin::scope().wrap(from_fn(context::stamp)))
             .default_service(web::to(handlers::graph))
     })
     .workers(workers.max(1))

@@ -6,7 +6,7 @@
 //! seq. Two or more are stored under the seq of the first, as `MARKER` followed by each record
 //! as its length (LEB128) and bytes; the records' seqs follow from the key.
 
-use super::compact::{put_varint, Reader};
+use super::bytes::{put_varint, Reader};
 use super::{StoreError, Visit};
 
 /// The first byte of a stored value holding several records. It never starts UTF-8 text (so

@@ -1,28 +1,21 @@
-//! Storage of the event log: the [`EventLog`] trait (one append-only stream per tenant, key =
-//! sequence number, appended in batches), the envelope and its codecs (compact as stored, JSON
-//! as shown), the sled engine, an in-memory engine, and group commit. It sees serialized events
-//! only; it knows nothing of HTTP or actors.
+//! The byte-level event log: the [`EventLog`] trait (one append-only stream per tenant, key =
+//! sequence number, appended in batches), the sled engine, an in-memory engine, batched
+//! records and group commit. It stores and returns opaque encoded records and snapshots; what
+//! they mean is the codec's business ([`crate::codec`]). It knows nothing of events, HTTP or
+//! actors.
 
 mod batch;
-mod canonical;
-mod compact;
-mod envelope;
+pub(crate) mod bytes;
 mod group_commit;
 mod memory_log;
 mod sled_log;
-mod snapshot;
 
 use std::path::PathBuf;
 
 pub use batch::RecordBatch;
-pub use envelope::{
-    decode, decode_event, decode_json, encode, encode_into, stored_form, to_json, CodecError,
-    Envelope, EventMeta, EventRecord, RequestId, StoredEvent, SCHEMA_VERSION,
-};
 pub use group_commit::CommitStats;
 pub use memory_log::MemoryEventLog;
 pub use sled_log::{events_tree_name, SledEventLog};
-pub use snapshot::{decode_snapshot, encode_snapshot, SNAPSHOT_SCHEMA_VERSION};
 
 /// Called once the events appended before it was handed over are durable, or with the reason
 /// they may not be.
@@ -65,7 +58,7 @@ pub enum Commit {
     GroupCommit,
 }
 
-/// Visits one record (seq, encoded envelope) of a scan; returns whether to go on.
+/// Visits one record (seq, encoded bytes) of a scan; returns whether to go on.
 pub type Visit<'a> = dyn FnMut(u64, &[u8]) -> Result<bool, StoreError> + 'a;
 
 /// A set of per-tenant event streams.
@@ -89,14 +82,14 @@ pub trait EventLog: Send + Sync {
     fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError>;
     /// Deletes a tenant's stream and snapshots: destructive, for test isolation.
     fn remove_tenant(&self, tenant: &str) -> Result<(), StoreError>;
-    /// Stores a snapshot of a tenant's state at `seq` (see [`encode_snapshot`]); older ones
+    /// Stores a snapshot of a tenant's state at `seq` (encoded by the codec); older ones
     /// may be dropped. Events are never deleted because of a snapshot.
     fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError>;
     /// The newest stored snapshot of a tenant: its seq and bytes.
     fn latest_snapshot(&self, tenant: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }
 
-/// One tenant's stream of encoded envelopes, keyed by contiguous sequence numbers from 1.
+/// One tenant's stream of encoded records, keyed by contiguous sequence numbers from 1.
 pub trait EventStream: Send + Sync {
     /// The highest sequence number stored (0 when empty).
     fn last_seq(&self) -> u64;

@@ -18,8 +18,9 @@ use super::recovery::{save_snapshot_of, snapshot_due};
 use super::{
     answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
 };
+use crate::codec::{encode_into, EventMeta, RequestId};
 use crate::domain::{decide, evolve, Command, UserFlowEvent, UserFlows};
-use crate::store::{encode_into, Commit, EventLog, EventMeta, EventStream, RecordBatch, RequestId};
+use crate::store::{Commit, EventLog, EventStream, RecordBatch};
 
 /// A place in a tenant's bounded queue; freed when dropped.
 pub(super) struct Permit(pub(super) Arc<AtomicUsize>);

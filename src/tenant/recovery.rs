@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 
-use crate::domain::{evolve, UserFlowEvent, UserFlows};
-use crate::store::{
-    decode, decode_event, decode_snapshot, encode_snapshot, CodecError, EventLog, EventStream,
-    StoreError, StoredEvent,
+use crate::codec::{
+    decode, decode_event, decode_snapshot, encode_snapshot, CodecError, StoredEvent,
 };
+use crate::domain::{evolve, UserFlowEvent, UserFlows};
+use crate::store::{EventLog, EventStream, StoreError};
 
 /// A tenant's state as its log leaves it.
 #[derive(Debug, Default)]
@@ -415,8 +415,9 @@ fn undecodable(tenant: &str, seq: u64, source: CodecError) -> RecoveryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{encode, EventMeta};
     use crate::domain::{UserFlow, UserFlowEvent, UserFlowId};
-    use crate::store::{encode, EventMeta, MemoryEventLog, RecordBatch};
+    use crate::store::{MemoryEventLog, RecordBatch};
 
     /// A stream of `n` events (creates, with every third one deleting an earlier flow).
     fn stream_of(n: u64, corrupt: Option<u64>) -> Box<dyn EventStream> {

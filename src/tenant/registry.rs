@@ -17,8 +17,9 @@ use super::actor::{ActorStart, Execute, Health, Permit, Query, Stop, TenantActor
 use super::pool::{Placement, Pool};
 use super::recovery::recover;
 use super::{answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, WriteOutcome};
+use crate::codec::to_json;
 use crate::domain::{Command, UserFlows};
-use crate::store::{EventLog, EventStream, StoreError};
+use crate::store::{CommitStats, EventLog, EventStream, StoreError};
 
 type RecoveredStream = Result<(Box<dyn EventStream>, Health, u64), StoreError>;
 
@@ -345,10 +346,59 @@ impl TenantRegistry {
         self.appended.load(Ordering::Relaxed)
     }
 
-    /// The log behind every tenant.
+    /// Counters of the log's group commit so far.
     #[must_use]
-    pub fn log(&self) -> &Arc<dyn EventLog> {
-        &self.log
+    pub fn commit_stats(&self) -> CommitStats {
+        self.log.commit_stats()
+    }
+
+    /// A tenant's durable events from seq `from` on, at most `limit`, as NDJSON envelopes
+    /// (the lines an export holds); `None` when the tenant has no log. Only what is durable
+    /// (what the tenant's reads see), so nothing a crash could take back. The scan runs on the
+    /// blocking pool.
+    pub async fn durable_events(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, TenantError> {
+        let Some(handle) = self.get(tenant)? else {
+            return Ok(None);
+        };
+        let ReadOutcome::Summary(summary) = handle.read(Read::Summary).await? else {
+            return Err(TenantError::Internal(
+                "summary answered with another outcome".to_owned(),
+            ));
+        };
+        let log = Arc::clone(&self.log);
+        let tenant = tenant.clone();
+        let scan = move || -> Result<Vec<u8>, TenantError> {
+            let stream = log.open(tenant.as_str())?;
+            let mut body = Vec::new();
+            let mut count = 0;
+            let mut unreadable = None;
+            stream.scan(from, &mut |seq, bytes| {
+                if seq > summary.applied_seq || count == limit {
+                    return Ok(false);
+                }
+                // Records up to `applied_seq` were all read once by the tenant.
+                match to_json(tenant.as_str(), bytes) {
+                    Ok(json) => body.extend_from_slice(&json),
+                    Err(e) => {
+                        unreadable = Some(format!("the record at seq {seq}: {e}"));
+                        return Ok(false);
+                    }
+                }
+                body.push(b'\n');
+                count += 1;
+                Ok(true)
+            })?;
+            unreadable.map_or(Ok(body), |reason| Err(TenantError::Storage(reason)))
+        };
+        tokio::task::spawn_blocking(scan)
+            .await
+            .map_err(|e| TenantError::Internal(e.to_string()))?
+            .map(Some)
     }
 
     /// Every tenant with an actor, sorted, with its handle.

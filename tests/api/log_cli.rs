@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
+use userflows_emulator::codec::decode_json;
 use userflows_emulator::config::{Durability, Storage};
 use userflows_emulator::domain::UserFlowEvent;
-use userflows_emulator::store::{decode_json, events_tree_name};
+use userflows_emulator::store::events_tree_name;
 
 use crate::helpers::{flow, spawn_app, spawn_app_with, stored_events, token_for, TestApp};
 use crate::helpers::{open_sled, OTHER_TENANT, TENANT};

@@ -9,9 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, AppState, RequestContext};
+use super::{ApiError, AppState, RequestContext};
 use crate::metrics::render_value;
-use crate::store::to_json;
 use crate::tenant::{Read, ReadOutcome, TenantId};
 
 /// The header carrying `--admin-key`.
@@ -107,7 +106,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         let registry = &state.registry;
         let handles = registry.handles()?;
         let queued: usize = handles.iter().map(|(_, h)| h.queued()).sum();
-        let commits = registry.log().commit_stats();
+        let commits = registry.commit_stats();
         let per_flush = if commits.flushes == 0 {
             0.0
         } else {
@@ -245,46 +244,11 @@ async fn events(
             .limit
             .unwrap_or(DEFAULT_EVENTS_LIMIT)
             .clamp(1, MAX_EVENTS_LIMIT);
-        let Some(handle) = state.registry.get(&tenant)? else {
+        let Some(body) = state.registry.durable_events(&tenant, from, limit).await? else {
             return Err(ApiError::NotFound(format!(
                 "Tenant '{tenant}' has no event log."
             )));
         };
-        // Only what is durable: nothing a crash could take back.
-        let ReadOutcome::Summary(summary) = handle.read(Read::Summary).await? else {
-            return Err(ApiError::Internal(
-                "summary answered with another outcome".to_owned(),
-            ));
-        };
-        let log = std::sync::Arc::clone(state.registry.log());
-        let body = web::block(move || -> Result<Vec<u8>, String> {
-            let stream = log.open(tenant.as_str()).map_err(|e| e.to_string())?;
-            let mut body = Vec::new();
-            let mut count = 0;
-            let mut unreadable = None;
-            stream
-                .scan(from, &mut |seq, bytes| {
-                    if seq > summary.applied_seq || count == limit {
-                        return Ok(false);
-                    }
-                    // Records up to `applied_seq` were all read once by the tenant.
-                    match to_json(tenant.as_str(), bytes) {
-                        Ok(json) => body.extend_from_slice(&json),
-                        Err(e) => {
-                            unreadable = Some(format!("the record at seq {seq}: {e}"));
-                            return Ok(false);
-                        }
-                    }
-                    body.push(b'\n');
-                    count += 1;
-                    Ok(true)
-                })
-                .map_err(|e| e.to_string())?;
-            unreadable.map_or(Ok(body), Err)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::Unavailable)?;
         Ok(HttpResponse::Ok()
             .content_type("application/x-ndjson")
             .body(body))

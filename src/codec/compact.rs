@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::domain::{
     UserFlow, UserFlowEvent, UserFlowId, UserFlowType, UserFlowTypeVersion, ID_PREFIX,
 };
+use crate::store::bytes::{put_str, put_varint, Reader};
 
 /// The first byte of every compact record. It never starts UTF-8 text, so never a JSON record:
 /// a log may hold both (records written before ADR 0005, or imported lines that do not
@@ -193,7 +194,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<(Header<'_>, UserFlowEvent), &'static
     let seq = r.varint()?;
     let schema_version = u32::try_from(r.varint()?).map_err(|_| "schema version too large")?;
     let event_type = r.byte()?;
-    let event_id = r.text(flags & EVENT_ID_UUID != 0)?;
+    let event_id = read_text(&mut r, flags & EVENT_ID_UUID != 0)?;
     let recorded_at = if flags & TIME_MILLIS != 0 {
         let ms = r.varint()?;
         if ms >= END_OF_TIME_MS {
@@ -203,14 +204,14 @@ pub(super) fn read(bytes: &[u8]) -> Result<(Header<'_>, UserFlowEvent), &'static
     } else {
         Time::Str(r.str()?)
     };
-    let request_id = r.text(flags & REQUEST_ID_UUID != 0)?;
+    let request_id = read_text(&mut r, flags & REQUEST_ID_UUID != 0)?;
     let client_request_id = if flags & CLIENT_SAME != 0 {
         if flags & CLIENT_UUID != 0 {
             return Err("contradictory client request id flags");
         }
         None
     } else {
-        Some(r.text(flags & CLIENT_UUID != 0)?)
+        Some(read_text(&mut r, flags & CLIENT_UUID != 0)?)
     };
     let name = r.str()?;
     let id = if flags & ID_PREFIXED != 0 {
@@ -248,7 +249,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<(Header<'_>, UserFlowEvent), &'static
         DELETED => UserFlowEvent::Deleted { id },
         _ => return Err("unknown event type"),
     };
-    if r.at != bytes.len() {
+    if !r.at_end() {
         return Err("bytes after the payload");
     }
     let header = Header {
@@ -262,19 +263,6 @@ pub(super) fn read(bytes: &[u8]) -> Result<(Header<'_>, UserFlowEvent), &'static
     Ok((header, event))
 }
 
-pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, text: &str) {
-    put_varint(out, text.len() as u64);
-    out.extend_from_slice(text.as_bytes());
-}
-
 fn put_text(out: &mut Vec<u8>, text: Text<'_>) {
     match text {
         Text::Uuid(id) => out.extend_from_slice(id.as_bytes()),
@@ -282,64 +270,14 @@ fn put_text(out: &mut Vec<u8>, text: Text<'_>) {
     }
 }
 
-pub(super) struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, at: 0 }
-    }
-
-    pub(super) fn at_end(&self) -> bool {
-        self.at == self.bytes.len()
-    }
-
-    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        let end = self.at.checked_add(n).ok_or("length too large")?;
-        let taken = self.bytes.get(self.at..end).ok_or("record cut short")?;
-        self.at = end;
-        Ok(taken)
-    }
-
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// LEB128, in its shortest form only (one value, one encoding).
-    pub(super) fn varint(&mut self) -> Result<u64, &'static str> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            let bits = u64::from(b & 0x7F);
-            if shift == 63 && bits > 1 {
-                return Err("number too large");
-            }
-            value |= bits << shift;
-            if b & 0x80 == 0 {
-                if b == 0 && shift > 0 {
-                    return Err("number not in its shortest form");
-                }
-                return Ok(value);
-            }
-        }
-        Err("number too long")
-    }
-
-    fn str(&mut self) -> Result<&'a str, &'static str> {
-        let len = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
-        std::str::from_utf8(self.take(len)?).map_err(|_| "text not UTF-8")
-    }
-
-    fn text(&mut self, uuid: bool) -> Result<Text<'a>, &'static str> {
-        if uuid {
-            let raw = self.take(16)?;
-            Uuid::from_slice(raw)
-                .map(Text::Uuid)
-                .map_err(|_| "bad UUID")
-        } else {
-            self.str().map(Text::Str)
-        }
+/// A text field of the header: 16 bytes when the flag says it is a UUID, else text.
+fn read_text<'a>(r: &mut Reader<'a>, uuid: bool) -> Result<Text<'a>, &'static str> {
+    if uuid {
+        let raw = r.take(16)?;
+        Uuid::from_slice(raw)
+            .map(Text::Uuid)
+            .map_err(|_| "bad UUID")
+    } else {
+        r.str().map(Text::Str)
     }
 }

@@ -253,8 +253,8 @@ pub fn decode_json(bytes: &[u8]) -> Result<StoredEvent, CodecError> {
 }
 
 /// Decodes one stored record of `tenant` for recovery: the same checks as [`decode`], without
-/// building the envelope's metadata. A compact record is read in place; a JSON record in the
-/// layout [`to_json`] writes takes a fast path that gives the same result as `serde_json`.
+/// building the envelope's metadata. A compact record is read in place, a JSON record by
+/// `serde_json`.
 pub fn decode_event<'a>(tenant: &'a str, bytes: &'a [u8]) -> Result<EventRecord<'a>, CodecError> {
     if bytes.first() == Some(&compact::MARKER) {
         let (header, event) = compact::read(bytes).map_err(CodecError::Compact)?;
@@ -270,23 +270,18 @@ pub fn decode_event<'a>(tenant: &'a str, bytes: &'a [u8]) -> Result<EventRecord<
             event,
         });
     }
-    super::canonical::read(bytes).map_or_else(|| decode_event_general(bytes), Ok)
+    decode_event_general(bytes)
 }
 
 /// The JSON envelope of a new event: what [`encode`] stores, rendered as [`to_json`] shows it.
 #[cfg(test)]
-pub(super) fn encode_json(
-    tenant: &str,
-    seq: u64,
-    meta: &EventMeta,
-    event: &UserFlowEvent,
-) -> Vec<u8> {
+fn encode_json(tenant: &str, seq: u64, meta: &EventMeta, event: &UserFlowEvent) -> Vec<u8> {
     let record = encode(seq, meta, event).unwrap();
     to_json(tenant, &record).unwrap().into_owned()
 }
 
-/// [`decode_event`] for any record `serde_json` accepts as an envelope.
-pub(super) fn decode_event_general(bytes: &[u8]) -> Result<EventRecord<'_>, CodecError> {
+/// [`decode_event`] for a record kept as JSON.
+fn decode_event_general(bytes: &[u8]) -> Result<EventRecord<'_>, CodecError> {
     let view: EnvelopeView<'_> = serde_json::from_slice(bytes)?;
     let event = event_of(&view)?;
     Ok(EventRecord {
