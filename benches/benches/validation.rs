@@ -1,11 +1,11 @@
-//! Parse + validate a create body (`domain::parse_create_body`): a valid body, and one body for
+//! Parse + validate a create body (`http::body::parse_create_body`): a valid body, and one body for
 //! each way a body is refused (missing property, bad enum value, version as a string, unknown
 //! property, malformed JSON).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use userflows_emulator::domain::parse_create_body;
+use userflows_emulator::http::body::parse_create_body;
 
 const BODIES: &[(&str, &str)] = &[
     (

@@ -1,13 +1,11 @@
 //! The domain: user flows, the commands that change them, the events that record a change,
-//! and the pure `decide`/`evolve` functions. It owns every validation rule of SPEC §2 and
-//! knows nothing of HTTP, actix, sled, the clock or randomness.
+//! and the pure `decide`/`evolve` functions. It owns every rule a flow's values must meet
+//! (docs/reference.md §2) and knows nothing of HTTP, actix, sled, the clock or randomness.
 
-mod body;
 mod event;
 mod flow;
 mod state;
 
-pub use body::{needs_escape, parse_create_body, BodyError, Problem};
 pub use event::{
     decide, evolve, Command, CreateUserFlow, DeleteUserFlow, DomainError, UserFlowEvent,
     USER_FLOW_CREATED, USER_FLOW_DELETED,

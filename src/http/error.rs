@@ -6,8 +6,9 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
+use super::body::{BodyError, Problem};
 use super::context::RequestContext;
-use crate::domain::{BodyError, DomainError, Problem};
+use crate::domain::DomainError;
 use crate::tenant::TenantError;
 
 /// `WWW-Authenticate` of a 401, as Graph sends it.

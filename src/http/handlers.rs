@@ -9,13 +9,14 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use super::auth::tenant_of;
+use super::body::parse_create_body;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::query::{self, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
 use super::route::{self, Target};
 use super::AppState;
-use crate::domain::{parse_create_body, Command, DeleteUserFlow, DomainError, FlowKey};
+use crate::domain::{Command, DeleteUserFlow, DomainError, FlowKey};
 use crate::metrics::RouteLabel;
 use crate::tenant::{Read, ReadOutcome, TenantId, WriteOutcome};
 

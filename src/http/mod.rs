@@ -4,9 +4,11 @@
 
 pub(crate) mod admin;
 pub mod auth;
+pub mod body;
 mod context;
 pub mod error;
 mod handlers;
+mod json;
 pub mod query;
 mod response;
 pub mod route;

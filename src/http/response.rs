@@ -9,7 +9,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Serialize, Serializer};
 
 use super::error::ApiError;
-use crate::domain::{needs_escape, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+use super::json::needs_escape;
+use crate::domain::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
 
 /// The content type of every JSON success.
 pub const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8");

@@ -1,10 +1,11 @@
 //! Turning a create request body into a `CreateUserFlow` command, naming every problem at once
-//! (SPEC §2), so a client fixes its body in one round trip.
+//! (docs/reference.md §2), so a client fixes its body in one round trip. The rules for each
+//! value are the domain's; this module knows the JSON shape of the body.
 
 use serde_json::{Map, Value};
 
-use super::event::CreateUserFlow;
-use super::flow::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+use super::json::{number_value, Scan};
+use crate::domain::{CreateUserFlow, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
 
 const ODATA_TYPE: &str = "@odata.type";
 const ENTITY_TYPE: &str = "microsoft.graph.identityUserFlow";
@@ -55,24 +56,12 @@ fn plain_body(bytes: &[u8]) -> Option<CreateUserFlow> {
     })
 }
 
-/// The value of a JSON number literal: a small integer (every version a client sends) read
-/// directly, anything else by `serde_json`, as the general path reads it.
-fn number_value(literal: &[u8]) -> Option<f64> {
-    if literal.len() <= 9 && literal.iter().all(u8::is_ascii_digit) {
-        let n = literal
-            .iter()
-            .fold(0u32, |n, digit| n * 10 + u32::from(digit - b'0'));
-        return Some(f64::from(n));
-    }
-    serde_json::from_slice(literal).ok()
-}
-
 /// The texts of `id` and `userFlowType` (string literals without escapes, between their
 /// quotes) and of `userFlowTypeVersion` (a number literal), when `bytes` is one JSON object with
 /// those three properties once each and nothing else (`None` for anything else, valid JSON or
 /// not). A scan over the bytes: the body every client sends costs no deserializer.
 fn plain_fields(bytes: &[u8]) -> Option<[&[u8]; 3]> {
-    let mut scan = Scan { bytes, at: 0 };
+    let mut scan = Scan::new(bytes);
     let mut fields: [Option<&[u8]>; 3] = [None; 3];
     scan.expect(b'{')?;
     loop {
@@ -102,102 +91,7 @@ fn plain_fields(bytes: &[u8]) -> Option<[&[u8]; 3]> {
     let [Some(id), Some(flow_type), Some(version)] = fields else {
         return None;
     };
-    (scan.at == bytes.len()).then_some([id, flow_type, version])
-}
-
-/// Whether JSON cannot hold `byte` raw inside a string: a control character, a quote or a
-/// backslash. Reading, it ends the plain part of a literal; writing, it must be escaped.
-#[must_use]
-pub const fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
-}
-
-/// [`needs_escape`] for every byte, looked up by the scan.
-const STRING_STOP: [bool; 256] = {
-    let mut stop = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        stop[byte] = needs_escape(byte as u8);
-        byte += 1;
-    }
-    stop
-};
-
-/// A cursor over a body for [`plain_fields`].
-struct Scan<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Scan<'a> {
-    fn next(&mut self) -> Option<u8> {
-        let byte = *self.bytes.get(self.at)?;
-        self.at += 1;
-        Some(byte)
-    }
-
-    /// JSON's whitespace: space, tab, line feed and carriage return.
-    fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    /// Whitespace, then `byte`.
-    fn expect(&mut self, byte: u8) -> Option<()> {
-        self.skip_whitespace();
-        (self.next()? == byte).then_some(())
-    }
-
-    /// Whitespace, then a string literal with no escapes and no control characters: its bytes.
-    fn string(&mut self) -> Option<&'a [u8]> {
-        self.expect(b'"')?;
-        let rest = self.bytes.get(self.at..)?;
-        let len = rest.iter().position(|&b| STRING_STOP[usize::from(b)])?;
-        if rest[len] != b'"' {
-            return None;
-        }
-        self.at += len + 1;
-        Some(&rest[..len])
-    }
-
-    /// Whitespace, then a number literal as JSON writes them: its bytes.
-    fn number(&mut self) -> Option<&'a [u8]> {
-        self.skip_whitespace();
-        let start = self.at;
-        self.eat(b'-');
-        match self.next()? {
-            b'0' => {}
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
-        }
-        if self.eat(b'.') {
-            self.one_or_more_digits()?;
-        }
-        if self.eat(b'e') || self.eat(b'E') {
-            let _ = self.eat(b'+') || self.eat(b'-');
-            self.one_or_more_digits()?;
-        }
-        self.bytes.get(start..self.at)
-    }
-
-    fn eat(&mut self, byte: u8) -> bool {
-        let found = self.bytes.get(self.at) == Some(&byte);
-        self.at += usize::from(found);
-        found
-    }
-
-    fn digits(&mut self) {
-        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
-            self.at += 1;
-        }
-    }
-
-    fn one_or_more_digits(&mut self) -> Option<()> {
-        let start = self.at;
-        self.digits();
-        (self.at > start).then_some(())
-    }
+    scan.at_end().then_some([id, flow_type, version])
 }
 
 /// Any body: read into a JSON map and validated property by property.

@@ -1,0 +1,119 @@
+//! JSON on the wire, below serde: the bytes a string literal cannot hold raw (one predicate,
+//! used to scan request bodies and to decide when a response must escape), and a scanner
+//! for the plain literals of the common create body.
+
+/// Whether JSON cannot hold `byte` raw inside a string: a control character, a quote or a
+/// backslash. Reading, it ends the plain part of a literal; writing, it must be escaped.
+#[must_use]
+pub(crate) const fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// [`needs_escape`] for every byte, looked up by the scan.
+const STRING_STOP: [bool; 256] = {
+    let mut stop = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        stop[byte] = needs_escape(byte as u8);
+        byte += 1;
+    }
+    stop
+};
+
+/// A cursor over a JSON text that reads the plain literals of the common create body.
+pub(super) struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    /// Whether every byte has been read.
+    pub(super) fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    pub(super) fn next(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    /// JSON's whitespace: space, tab, line feed and carriage return.
+    pub(super) fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Whitespace, then `byte`.
+    pub(super) fn expect(&mut self, byte: u8) -> Option<()> {
+        self.skip_whitespace();
+        (self.next()? == byte).then_some(())
+    }
+
+    /// Whitespace, then a string literal with no escapes and no control characters: its bytes.
+    pub(super) fn string(&mut self) -> Option<&'a [u8]> {
+        self.expect(b'"')?;
+        let rest = self.bytes.get(self.at..)?;
+        let len = rest.iter().position(|&b| STRING_STOP[usize::from(b)])?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at += len + 1;
+        Some(&rest[..len])
+    }
+
+    /// Whitespace, then a number literal as JSON writes them: its bytes.
+    pub(super) fn number(&mut self) -> Option<&'a [u8]> {
+        self.skip_whitespace();
+        let start = self.at;
+        self.eat(b'-');
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.') {
+            self.one_or_more_digits()?;
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            let _ = self.eat(b'+') || self.eat(b'-');
+            self.one_or_more_digits()?;
+        }
+        self.bytes.get(start..self.at)
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.bytes.get(self.at) == Some(&byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    fn digits(&mut self) {
+        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+    }
+
+    fn one_or_more_digits(&mut self) -> Option<()> {
+        let start = self.at;
+        self.digits();
+        (self.at > start).then_some(())
+    }
+}
+
+/// The value of a JSON number literal: a small integer (every version a client sends) read
+/// directly, anything else by `serde_json`, as the general path reads it.
+pub(super) fn number_value(literal: &[u8]) -> Option<f64> {
+    if literal.len() <= 9 && literal.iter().all(u8::is_ascii_digit) {
+        let n = literal
+            .iter()
+            .fold(0u32, |n, digit| n * 10 + u32::from(digit - b'0'));
+        return Some(f64::from(n));
+    }
+    serde_json::from_slice(literal).ok()
+}
