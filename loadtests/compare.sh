@@ -4,6 +4,8 @@
 #   bash loadtests/compare.sh                      # 10 s measured per target
 #   ROUNDS=3 bash loadtests/compare.sh             # three rounds, median ratio per target
 #   DURATION=2 WARMUP=1 bash loadtests/compare.sh  # quick smoke check
+#   BASELINE=/tmp/old/userflows-emulator ROUNDS=3 bash loadtests/compare.sh
+#                                                  # A/B: an older build's three modes as well
 #
 # For each target: (a) noop-server (the ceiling: a fixed 201 of the same shape and size as the
 # emulator's answer to a create), (a') noop-server --bare (a fixed, shorter 201: four headers
@@ -17,17 +19,18 @@
 # Why the ceiling answers Graph-shaped bytes: wrk shares the two cores with the server, and
 # its CPU per response grows with the response (measured: 6.9 us per bare answer, 8.5 us per
 # emulator answer), so a shorter fixed answer also gives the ceiling more CPU, for work (the
-# headers and body SPEC.md requires) that no faithful emulator can skip.
+# headers docs/reference.md §3 requires, and the body) that no faithful emulator can skip.
 #
 # On a shared machine one round's ratios can move by 0.1 from one run to the next, mostly with
-# the ceiling. With ROUNDS > 1 every round measures all four targets again, each round starting
+# the ceiling. With ROUNDS > 1 every round measures all five targets again, each round starting
 # one target later (a slow minute does not always land on the same target), and a last table
 # gives each target's median ratio to its own round's ceiling, with the lowest and highest.
 #
 # Environment: DURATION (s, default 10), WARMUP (s, default 3), ROUNDS (default 1),
 # CONNECTIONS (default 64), THREADS (default 2), BASE_PORT (default 18090; targets use
 # BASE_PORT..BASE_PORT+4), READY_TIMEOUT (s, default 30), STOP_TIMEOUT (s, default 30),
-# KEEP_TMP=1 keeps logs and data.
+# KEEP_TMP=1 keeps logs and data, BASELINE (path to another emulator binary: its three modes
+# are measured in every round beside this build's, on ports BASE_PORT+5..BASE_PORT+7).
 set -euo pipefail
 
 DURATION="${DURATION:-10}"
@@ -38,6 +41,7 @@ THREADS="${THREADS:-2}"
 BASE_PORT="${BASE_PORT:-18090}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
+BASELINE="${BASELINE:-}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -116,6 +120,10 @@ field() {
 
 WRK_CMD="wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s --latency -s ${LUA} http://127.0.0.1:PORT${URL_PATH}"
 TARGETS=(noop bare durable relaxed in-memory)
+if [[ -n "$BASELINE" ]]; then
+    [[ -x "$BASELINE" ]] || die "BASELINE=$BASELINE is not an executable"
+    TARGETS+=(base-durable base-relaxed base-in-memory)
+fi
 declare -A RPS P50 P99 NON201 EPF
 
 # measure TARGET ROUND PORT: one warmed-up wrk run against a fresh server; results go to
@@ -130,6 +138,9 @@ measure() {
         durable) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability flush) ;;
         relaxed) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability relaxed) ;;
         in-memory) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --in-memory) ;;
+        base-durable) cmd=("$BASELINE" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability flush) ;;
+        base-relaxed) cmd=("$BASELINE" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability relaxed) ;;
+        base-in-memory) cmd=("$BASELINE" serve --listen "127.0.0.1:$port" --data-dir "$data" --in-memory) ;;
     esac
     if curl -s -o /dev/null -m 1 "http://127.0.0.1:${port}/" 2>/dev/null; then
         die "port $port is already in use; set BASE_PORT"
@@ -173,7 +184,7 @@ measure() {
     if [[ -n "$stats" ]]; then
         EPF[$key]="$(sed -n 's/.*events_per_flush="\([^"]*\)".*/\1/p' <<<"$stats")"
         log "$tag $stats"
-    elif [[ "$target" == durable ]]; then
+    elif [[ "$target" == durable || "$target" == base-durable ]]; then
         log "$tag WARNING: no events_per_flush line in server stderr"
         EPF[$key]="missing"
     else
@@ -183,7 +194,7 @@ measure() {
 
 for round in $(seq 1 "$ROUNDS"); do
     for i in "${!TARGETS[@]}"; do
-        # Round r starts with target r-1 (mod 5); each target keeps its own port.
+        # Round r starts with target r-1 (mod the number of targets); each keeps its own port.
         j=$(((i + round - 1) % ${#TARGETS[@]}))
         measure "${TARGETS[$j]}" "$round" $((BASE_PORT + j))
     done
@@ -196,6 +207,9 @@ label() {
         durable) echo "emulator durable (flush)" ;;
         relaxed) echo "emulator relaxed" ;;
         in-memory) echo "emulator --in-memory" ;;
+        base-durable) echo "baseline durable (flush)" ;;
+        base-relaxed) echo "baseline relaxed" ;;
+        base-in-memory) echo "baseline --in-memory" ;;
     esac
 }
 
@@ -210,6 +224,7 @@ echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')"
 echo "- nproc: $(nproc)"
 echo "- CPU: $(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)"
 echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
+[[ -z "$BASELINE" ]] || echo "- baseline: $BASELINE"
 echo "- command: \`DURATION=${DURATION} WARMUP=${WARMUP} ROUNDS=${ROUNDS} CONNECTIONS=${CONNECTIONS} THREADS=${THREADS} bash loadtests/compare.sh\`"
 echo "- wrk (per target, warm-up ${WARMUP}s first): \`BENCH_TOKEN=\$(userflows-emulator token --tenant bench-tenant) ${WRK_CMD}\`"
 for round in $(seq 1 "$ROUNDS"); do

@@ -1,0 +1,126 @@
+//! Start-up recovery of every tenant: each stream is rebuilt in parallel ([`super::recover`],
+//! the one `evolve`), then, once the HTTP workers have all joined the pool, every tenant's
+//! actor is started and the registry is marked ready. A tenant whose log cannot be recovered
+//! gets an actor that answers 503 and names why; the others serve.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::actor::Health;
+use super::recovery::recover;
+use super::registry::{poisoned, Slot, TenantRegistry};
+use super::{TenantError, TenantId};
+use crate::store::{EventStream, StoreError};
+
+type RecoveredStream = Result<(Box<dyn EventStream>, Health, u64), StoreError>;
+
+/// How long recovery waits for the HTTP workers to join the pool (they start within
+/// milliseconds).
+const WORKERS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What start-up recovery found.
+#[derive(Debug, Clone, Default)]
+pub struct RecoverySummary {
+    pub tenants: usize,
+    pub events: u64,
+    pub flows: usize,
+    /// Tenants that started from a snapshot.
+    pub from_snapshots: usize,
+    /// Tenants whose log could not be recovered (they answer 503).
+    pub broken: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl TenantRegistry {
+    /// Rebuilds every tenant of the log, in parallel, then (once the pool is complete) starts
+    /// their actors and marks the registry ready. May run on any thread; blocks.
+    pub fn recover_all(&self) -> Result<RecoverySummary, TenantError> {
+        let started = Instant::now();
+        let mut names = self.log.tenants()?;
+        names.sort();
+        tracing::info!(tenants = names.len(), "recovering tenants");
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<(String, RecoveredStream, bool)>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..workers.min(names.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    let (result, from_snapshot) = self.recover_one(name);
+                    if let Ok(mut results) = results.lock() {
+                        results.push((name.clone(), result, from_snapshot));
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().map_err(|_| StoreError::Poisoned)?;
+        self.pool.wait_complete(WORKERS_TIMEOUT)?;
+        let mut summary = RecoverySummary::default();
+        for (name, result, from_snapshot) in results {
+            let (stream, health, applied_seq) = result?;
+            let Some(tenant) = TenantId::parse(&name) else {
+                tracing::warn!(tenant = %name, "skipping a stream whose name is not a tenant id");
+                continue;
+            };
+            summary.tenants += 1;
+            summary.from_snapshots += usize::from(from_snapshot);
+            match &health {
+                Health::Ready(flows) => {
+                    summary.events += applied_seq;
+                    summary.flows += flows.len();
+                }
+                Health::Broken(_) => summary.broken.push(name.clone()),
+            }
+            let handle = self.spawn_actor(&tenant, stream, health, applied_seq)?;
+            self.tenants
+                .write()
+                .map_err(|_| poisoned())?
+                .insert(tenant, Slot::Running(handle));
+        }
+        summary.broken.sort();
+        summary.elapsed = started.elapsed();
+        if let Ok(mut recovery) = self.recovery.lock() {
+            *recovery = Some(summary.clone());
+        }
+        self.ready.store(true, Ordering::Release);
+        Ok(summary)
+    }
+
+    fn recover_one(&self, name: &str) -> (RecoveredStream, bool) {
+        let stream = match self.log.open(name) {
+            Ok(stream) => stream,
+            Err(e) => return (Err(e), false),
+        };
+        let recovery = recover(
+            self.log.as_ref(),
+            stream.as_ref(),
+            name,
+            self.options.snapshot_every,
+        );
+        match recovery {
+            Ok(r) if r.recovered.last_seq == stream.last_seq() => {
+                let from_snapshot = r.from_snapshot.is_some();
+                let seq = r.recovered.last_seq;
+                (
+                    Ok((stream, Health::Ready(r.recovered.flows), seq)),
+                    from_snapshot,
+                )
+            }
+            Ok(r) => {
+                let reason = format!(
+                    "tenant {name}: replay stopped at seq {} of {}",
+                    r.recovered.last_seq,
+                    stream.last_seq()
+                );
+                tracing::error!(tenant = %name, %reason, "tenant log cannot be recovered; it will answer 503");
+                (Ok((stream, Health::Broken(reason), 0)), false)
+            }
+            Err(e) => {
+                tracing::error!(tenant = %name, error = %e, "tenant log cannot be recovered; it will answer 503");
+                (Ok((stream, Health::Broken(e.to_string()), 0)), false)
+            }
+        }
+    }
+}
