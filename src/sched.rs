@@ -37,7 +37,10 @@ pub fn apply_to_new_threads(policy: CpuScheduling) -> std::io::Result<()> {
 /// `sched_setscheduler(0, policy, {0})`: a normal policy (static priority 0) for this thread;
 /// its nice value is left as it is.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "the one system call std has no wrapper for: setting a thread's scheduling policy"
+)]
 fn set_this_thread(policy: libc::c_int) -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid `sched_param` that outlives the call, which only reads it;

@@ -1,7 +1,11 @@
 //! CI smoke run: a real emulator in-process (durable sled in a temp dir, 127.0.0.1 port 0) and a
 //! short goose attack of every scenario against it. It must end with no failed request, only
 //! the statuses each request expects, and exactly one 201 per contested id.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test helper: a panic is a failed test with its location"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

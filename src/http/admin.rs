@@ -22,7 +22,7 @@ const MAX_EVENTS_LIMIT: usize = 100_000;
 /// Who may use the admin routes.
 #[derive(Debug, Clone, Default)]
 pub struct AdminAccess {
-    /// When set, every admin route but health and ready needs it in [`ADMIN_KEY_HEADER`].
+    /// When set, every admin route but health and ready needs it in the `X-Emulator-Admin-Key` header.
     pub key: Option<String>,
     /// Whether the server listens on a loopback address only.
     pub loopback: bool,

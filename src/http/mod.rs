@@ -6,12 +6,12 @@ pub(crate) mod admin;
 pub mod auth;
 pub mod body;
 mod context;
-pub mod error;
+pub(crate) mod error;
 mod handlers;
 mod json;
-pub mod query;
+pub(crate) mod query;
 mod response;
-pub mod route;
+pub(crate) mod route;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -139,7 +139,7 @@ fn usable_snapshot(
 
 /// Replays `stream` of `tenant` from the start up to and including `until` (all when `None`)
 /// on one thread, decoding each record whole and calling `on_event` with each applied event:
-/// the tools' path. Start-up recovery uses [`fold_parallel`]: the same checks and `evolve`.
+/// the tools' path. Start-up recovery uses `fold_parallel`: the same checks and `evolve`.
 pub fn replay(
     stream: &dyn EventStream,
     tenant: &str,
