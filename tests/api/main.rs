@@ -1,6 +1,10 @@
 //! The integration test binary: real servers on port 0 over real sled directories in temp
 //! dirs, driven over HTTP like a client would.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers panic on purpose: a panic is a failed test with its location"
+)]
 
 mod admin;
 mod auth;
@@ -13,4 +17,5 @@ mod recovery;
 mod restart;
 mod routes;
 mod scheduling;
+mod sdk_example;
 mod snapshots;

@@ -1,0 +1,85 @@
+//! The Python SDK example (`examples/python/quickstart.py`) run as a user runs it: Microsoft's
+//! msgraph-beta-sdk in a virtual environment against a real server on a real port. The
+//! environment is `.venv` at the repository root (`python3 -m venv .venv && .venv/bin/pip
+//! install -r examples/python/requirements.txt`), or the interpreter named by
+//! `USERFLOWS_PYTHON`. Without one the test says it was skipped, unless
+//! `USERFLOWS_REQUIRE_SDK=1` (set by CI), where a missing environment is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::helpers::{spawn_app, token_for};
+
+/// The interpreter of the example's environment, if there is one.
+fn python() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("USERFLOWS_PYTHON")
+        .map_or_else(|| root.join(".venv/bin/python"), PathBuf::from);
+    let has_sdk = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import msgraph_beta"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if has_sdk {
+        return Some(python);
+    }
+    let why = format!(
+        "no Python with msgraph-beta-sdk at {}: python3 -m venv .venv && \
+         .venv/bin/pip install -r examples/python/requirements.txt",
+        python.display()
+    );
+    assert!(
+        std::env::var_os("USERFLOWS_REQUIRE_SDK").is_none(),
+        "USERFLOWS_REQUIRE_SDK is set but there is {why}"
+    );
+    eprintln!("SKIPPED the Python SDK example: {why}");
+    None
+}
+
+#[test]
+fn the_python_sdk_quickstart_creates_gets_lists_and_deletes_through_the_stock_sdk() {
+    let Some(python) = python() else { return };
+    let app = spawn_app();
+    let tenant = "sdk-example";
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/quickstart.py");
+    let output = Command::new(python)
+        .arg(example)
+        .args(["--base-url", &app.url("/beta")])
+        .args(["--token", &token_for(tenant)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the example failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("created B2C_1_Quickstart"), "{stdout}");
+    assert!(stdout.contains("deleted B2C_1_Quickstart"), "{stdout}");
+
+    // What the SDK did is in the tenant's log: one create, one delete, and no flow left.
+    let events = app.request(
+        "GET",
+        &format!("/_emulator/tenants/{tenant}/events"),
+        &[],
+        None,
+    );
+    assert_eq!(events.status, 200, "{}", events.body);
+    let types: Vec<String> = events
+        .body
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            event["event_type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(types, ["UserFlowCreated", "UserFlowDeleted"]);
+    let count = app.request(
+        "GET",
+        "/beta/identity/userFlows/$count",
+        &[("Authorization", &format!("Bearer {}", token_for(tenant)))],
+        None,
+    );
+    assert_eq!((count.status, count.body.as_str()), (200, "0"));
+}
