@@ -1,5 +1,5 @@
 //! The identityUserFlow resource and its value types. Each type has a `parse` constructor that
-//! enforces SPEC §2, so a `UserFlow` that exists is a valid one.
+//! enforces the rules of docs/reference.md §2, so a `UserFlow` that exists is a valid one.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
