@@ -19,10 +19,13 @@ struct Value {
 /// A tenant's values by the seq of their first record.
 type Records = Arc<Mutex<BTreeMap<u64, Value>>>;
 
+/// Every tenant's values; a tenant has an entry once it has appended something.
+type Streams = Arc<Mutex<HashMap<String, Records>>>;
+
 /// An [`EventLog`] in memory.
 #[derive(Default)]
 pub struct MemoryEventLog {
-    streams: Mutex<HashMap<String, Records>>,
+    streams: Streams,
     /// The newest snapshot of each tenant.
     snapshots: Mutex<HashMap<String, (u64, Vec<u8>)>>,
 }
@@ -41,17 +44,22 @@ impl EventLog for MemoryEventLog {
     }
 
     fn open(&self, tenant: &str) -> Result<Box<dyn EventStream>, StoreError> {
-        let mut streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
-        let records = Arc::clone(streams.entry(tenant.to_owned()).or_default());
-        let last_seq = records
-            .lock()
-            .map_err(|_| StoreError::Poisoned)?
-            .values()
-            .next_back()
-            .map_or(0, |value| value.last_seq);
+        // Opening creates nothing: the tenant's entry is made by its first append.
+        let streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
+        let records = streams.get(tenant).map(Arc::clone);
+        let last_seq = match &records {
+            Some(records) => records
+                .lock()
+                .map_err(|_| StoreError::Poisoned)?
+                .values()
+                .next_back()
+                .map_or(0, |value| value.last_seq),
+            None => 0,
+        };
         Ok(Box::new(MemoryStream {
             tenant: tenant.to_owned(),
-            records,
+            streams: Arc::clone(&self.streams),
+            records: Mutex::new(records),
             last_seq,
         }))
     }
@@ -105,8 +113,35 @@ impl EventLog for MemoryEventLog {
 
 struct MemoryStream {
     tenant: String,
-    records: Records,
+    /// The log's map, where the first append makes this tenant's entry.
+    streams: Streams,
+    /// This tenant's values, once it has any.
+    records: Mutex<Option<Records>>,
     last_seq: u64,
+}
+
+impl MemoryStream {
+    /// This tenant's values, when it has any.
+    fn existing(&self) -> Result<Option<Records>, StoreError> {
+        let mut cached = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        if cached.is_none() {
+            let streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
+            *cached = streams.get(&self.tenant).map(Arc::clone);
+        }
+        Ok(cached.clone())
+    }
+
+    /// This tenant's values, its entry in the log's map made first when it has none.
+    fn created(&self) -> Result<Records, StoreError> {
+        let mut cached = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        if let Some(records) = cached.as_ref() {
+            return Ok(Arc::clone(records));
+        }
+        let mut streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
+        let records = Arc::clone(streams.entry(self.tenant.clone()).or_default());
+        *cached = Some(Arc::clone(&records));
+        Ok(records)
+    }
 }
 
 impl EventStream for MemoryStream {
@@ -126,7 +161,8 @@ impl EventStream for MemoryStream {
                 got: seq,
             });
         }
-        let mut records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        let records = self.created()?;
+        let mut records = records.lock().map_err(|_| StoreError::Poisoned)?;
         // Another writer of this tenant may have stored `seq` already.
         if records
             .values()
@@ -148,7 +184,10 @@ impl EventStream for MemoryStream {
     }
 
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
-        let records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        let Some(records) = self.existing()? else {
+            return Ok(());
+        };
+        let records = records.lock().map_err(|_| StoreError::Poisoned)?;
         // The record of `from` may be in a value stored under an earlier seq.
         let start = records
             .range(..=from)
@@ -163,7 +202,10 @@ impl EventStream for MemoryStream {
     }
 
     fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
-        let records = self.records.lock().map_err(|_| StoreError::Poisoned)?;
+        let Some(records) = self.existing()? else {
+            return Ok(());
+        };
+        let records = records.lock().map_err(|_| StoreError::Poisoned)?;
         for (&first, value) in records.range(..=through).rev() {
             if !visit_back(&self.tenant, first, &value.stored, through, visit)? {
                 break;

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 pub use batch::RecordBatch;
 pub use group_commit::CommitStats;
 pub use memory_log::MemoryEventLog;
-pub use sled_log::{events_tree_name, SledEventLog};
+pub use sled_log::{event_key, SledEventLog, EVENTS_TREE, SNAPSHOTS_TREE};
 
 /// Called once the events appended before it was handed over are durable, or with the reason
 /// they may not be.

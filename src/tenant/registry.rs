@@ -18,7 +18,7 @@ use super::pool::{Placement, Pool};
 use super::startup::RecoverySummary;
 use super::{answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, WriteOutcome};
 use crate::codec::to_json;
-use crate::domain::{Command, UserFlows};
+use crate::domain::{decide, Command, UserFlows};
 use crate::store::{CommitStats, EventLog, EventStream};
 
 /// How long a stopping registry waits for its actors to go (and write what they hold).
@@ -242,10 +242,27 @@ impl TenantRegistry {
         command: Command,
         meta: RequestMeta,
     ) -> Result<WriteOutcome, TenantError> {
-        let sent = self.with_handle(tenant, true, |handle| handle.send_execute(command, meta))?;
-        let sent =
-            sent.ok_or_else(|| TenantError::Internal("a started tenant has no actor".to_owned()))?;
-        settled(sent).await
+        // Only a create starts a tenant: any other command of a tenant with no log is decided
+        // against the empty state here, so a refused request leaves no tenant behind.
+        let start = matches!(command, Command::Create(_));
+        let mut unsent = Some((command, meta));
+        let sent = self.with_handle(tenant, start, |handle| {
+            unsent
+                .take()
+                .map(|(command, meta)| handle.send_execute(command, meta))
+        })?;
+        if let Some(sent) = sent.flatten() {
+            return settled(sent).await;
+        }
+        let (command, _) = unsent.take().ok_or_else(|| {
+            TenantError::Internal("a command was neither sent nor kept".to_owned())
+        })?;
+        match decide(&UserFlows::default(), command) {
+            Err(refused) => Err(refused.into()),
+            Ok(_) => Err(TenantError::Internal(
+                "a command of a tenant with no log was accepted without its actor".to_owned(),
+            )),
+        }
     }
 
     /// Answers a read; a tenant with no log has no flows, and gets no actor for asking.

@@ -359,3 +359,63 @@ pub fn stored_events(dir: &Path, tenant: &str) -> usize {
         .unwrap();
     events
 }
+
+/// One tenant's events in a stopped app's sled directory, addressed by seq as the store keys
+/// them (`store::event_key`), for tests that damage or inspect a log directly. Flushed when
+/// dropped.
+pub struct RawEvents {
+    db: sled::Db,
+    tree: sled::Tree,
+    tenant: String,
+}
+
+impl RawEvents {
+    pub fn open(dir: &Path, tenant: &str) -> Self {
+        let db = open_sled(dir);
+        let tree = db
+            .open_tree(userflows_emulator::store::EVENTS_TREE)
+            .unwrap();
+        Self {
+            db,
+            tree,
+            tenant: tenant.to_owned(),
+        }
+    }
+
+    /// The value stored under `seq`.
+    pub fn get(&self, seq: u64) -> sled::IVec {
+        let key = userflows_emulator::store::event_key(&self.tenant, seq);
+        self.tree.get(key).unwrap().unwrap()
+    }
+
+    /// Stores `value` under `seq`, replacing what is there.
+    pub fn insert(&self, seq: u64, value: impl Into<sled::IVec>) {
+        let key = userflows_emulator::store::event_key(&self.tenant, seq);
+        self.tree.insert(key, value).unwrap();
+    }
+
+    /// Stores `value` under a key of this tenant whose end is `suffix` instead of a seq.
+    pub fn insert_bad_key(&self, suffix: &[u8], value: impl Into<sled::IVec>) {
+        let mut key = self.tenant.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(suffix);
+        self.tree.insert(key, value).unwrap();
+    }
+
+    /// The first byte of each stored value, in seq order.
+    pub fn first_bytes(&self) -> Vec<u8> {
+        let mut prefix = self.tenant.as_bytes().to_vec();
+        prefix.push(0);
+        self.tree
+            .scan_prefix(prefix)
+            .values()
+            .map(|v| v.unwrap()[0])
+            .collect()
+    }
+}
+
+impl Drop for RawEvents {
+    fn drop(&mut self) {
+        let _ = self.db.flush();
+    }
+}

@@ -9,10 +9,9 @@ use serde_json::{json, Value};
 use userflows_emulator::codec::decode_json;
 use userflows_emulator::config::{Durability, Storage};
 use userflows_emulator::domain::UserFlowEvent;
-use userflows_emulator::store::events_tree_name;
 
 use crate::helpers::{flow, spawn_app, spawn_app_with, stored_events, token_for, TestApp};
-use crate::helpers::{open_sled, OTHER_TENANT, TENANT};
+use crate::helpers::{RawEvents, OTHER_TENANT, TENANT};
 
 /// The tenants of `v1-two-tenants.ndjson`.
 const V1_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -182,10 +181,8 @@ fn serve_dir(dir: &Path) -> TestApp {
     })
 }
 
-fn damage(dir: &Path, tenant: &str, change: impl FnOnce(&sled::Tree)) {
-    let db = open_sled(dir);
-    change(&db.open_tree(events_tree_name(tenant)).unwrap());
-    db.flush().unwrap();
+fn damage(dir: &Path, tenant: &str, change: impl FnOnce(&RawEvents)) {
+    change(&RawEvents::open(dir, tenant));
 }
 
 #[test]
@@ -254,9 +251,7 @@ const COMPACT_MARKER: u8 = 0xFB;
 
 /// The first byte of each stored record of `tenant`, in seq order.
 fn stored_first_bytes(dir: &Path, tenant: &str) -> Vec<u8> {
-    let db = open_sled(dir);
-    let tree = db.open_tree(events_tree_name(tenant)).unwrap();
-    tree.iter().values().map(|v| v.unwrap()[0]).collect()
+    RawEvents::open(dir, tenant).first_bytes()
 }
 
 #[test]
@@ -271,17 +266,10 @@ fn imports_are_stored_compact_and_json_records_from_before_still_read() {
     // A directory written before ADR 0005 holds the JSON envelopes themselves.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("json");
-    {
-        let db = open_sled(&dir);
-        for line in export_order("v1-two-tenants.ndjson") {
-            let v: Value = serde_json::from_str(&line).unwrap();
-            let tree = db
-                .open_tree(events_tree_name(v["tenant_id"].as_str().unwrap()))
-                .unwrap();
-            let seq = v["seq"].as_u64().unwrap();
-            tree.insert(seq.to_be_bytes(), line.as_bytes()).unwrap();
-        }
-        db.flush().unwrap();
+    for line in export_order("v1-two-tenants.ndjson") {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let events = RawEvents::open(&dir, v["tenant_id"].as_str().unwrap());
+        events.insert(v["seq"].as_u64().unwrap(), line.as_bytes());
     }
     assert_eq!(stored_first_bytes(&dir, V1_TENANT), [b'{'; 5]);
     log(&["verify", "--data-dir", text(&dir)]).ok();
@@ -526,8 +514,8 @@ fn fixture_line(tenant: &str, seq: u64) -> Value {
 fn tenants_shows_a_row_per_tenant_and_names_a_broken_log() {
     let (_tmp, dir) = imported_v1();
     damage(&dir, V1_OTHER, |t| {
-        let record = t.get(2u64.to_be_bytes()).unwrap().unwrap();
-        t.insert(5u64.to_be_bytes(), record).unwrap();
+        let record = t.get(2);
+        t.insert(5, record);
     });
     let run = log(&["tenants", "--data-dir", text(&dir)]).ok();
     let rows = run.lines();
@@ -599,8 +587,7 @@ fn verify_digests_survive_export_and_import_and_a_damaged_log_fails_naming_tenan
     served.stop();
 
     damage(&dir, TENANT, |t| {
-        t.insert(3u64.to_be_bytes(), &b"{\"tenant_id\":\"trunc"[..])
-            .unwrap();
+        t.insert(3, &b"{\"tenant_id\":\"trunc"[..]);
     });
     let failed = log(&["verify", "--data-dir", text(&dir)]).failed();
     failed.stderr_names(&[TENANT, "seq 3"]);
@@ -638,4 +625,50 @@ fn a_running_servers_directory_is_locked_and_a_missing_one_is_not_created() {
     log(&["tenants", "--data-dir", text(tmp.path())])
         .failed()
         .stderr_names(&["holds no event log"]);
+}
+
+/// Copies a frozen data directory into a temp dir (a server or tool changes what it opens).
+fn copy_fixture_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    std::fs::create_dir_all(dir.join("blobs")).unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    (tmp, dir)
+}
+
+#[test]
+fn a_directory_of_the_tree_per_tenant_layout_is_converted_and_reads_the_same() {
+    let (_tmp, dir) = copy_fixture_dir("layout-v1");
+    // What the build that wrote the directory exported from it, line for line.
+    let expected = export_order("layout-v1.ndjson");
+    assert_eq!(
+        log(&["export", "--data-dir", text(&dir)]).ok().lines(),
+        expected
+    );
+    {
+        let db = crate::helpers::open_sled(&dir);
+        let names: Vec<String> = db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains('/')), "{names:?}");
+    }
+    log(&["verify", "--data-dir", text(&dir)]).ok();
+
+    let mut app = serve_dir(&dir);
+    app.token = token_for("layout-live");
+    let live = app.list_all("");
+    assert_eq!(live.len(), 11, "{live:?}");
+    assert!(!live.contains(&"B2C_1_Live3".to_owned()));
+    assert_eq!(app.create(&flow("Live3")).status, 201);
+    app.token = token_for(V1_TENANT);
+    assert_eq!(app.list_all("").len(), 3);
+    app.stop();
+    assert_eq!(event_seqs(&dir, "layout-live", &["--from", "14"]), vec![14]);
 }

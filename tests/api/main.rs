@@ -19,3 +19,4 @@ mod routes;
 mod scheduling;
 mod sdk_example;
 mod snapshots;
+mod tenants;

@@ -1,15 +1,10 @@
 //! Recovery policy: a tenant whose log has a gap, a duplicate or an undecodable record answers
 //! 503 naming the fault; every other tenant keeps working.
 
-use crate::helpers::{flow, open_sled, spawn_app, token_for};
+use crate::helpers::{flow, spawn_app, token_for, RawEvents};
 
-fn damage(dir: &std::path::Path, tenant: &str, change: impl FnOnce(&sled::Tree)) {
-    let db = open_sled(dir);
-    let tree = db
-        .open_tree(userflows_emulator::store::events_tree_name(tenant))
-        .unwrap();
-    change(&tree);
-    db.flush().unwrap();
+fn damage(dir: &std::path::Path, tenant: &str, change: impl FnOnce(&RawEvents)) {
+    change(&RawEvents::open(dir, tenant));
 }
 
 #[test]
@@ -29,19 +24,18 @@ fn broken_logs_make_only_their_tenant_unavailable() {
     app.stop();
     let dir = app.data_dir();
     damage(&dir, "gap-tenant", |t| {
-        let record = t.get(2u64.to_be_bytes()).unwrap().unwrap();
-        t.insert(5u64.to_be_bytes(), record).unwrap();
+        let record = t.get(2);
+        t.insert(5, record);
     });
     damage(&dir, "corrupt-tenant", |t| {
-        t.insert(3u64.to_be_bytes(), &b"{\"tenant_id\":\"corrupt-ten"[..])
-            .unwrap();
+        t.insert(3, &b"{\"tenant_id\":\"corrupt-ten"[..]);
     });
     damage(&dir, "duplicate-tenant", |t| {
-        let first = t.get(1u64.to_be_bytes()).unwrap().unwrap();
-        t.insert(3u64.to_be_bytes(), first).unwrap();
+        let first = t.get(1);
+        t.insert(3, first);
     });
     damage(&dir, "bad-key-tenant", |t| {
-        t.insert(&b"zz"[..], &b"{}"[..]).unwrap();
+        t.insert_bad_key(b"zz", &b"{}"[..]);
     });
     app.start();
 

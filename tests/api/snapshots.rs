@@ -58,8 +58,16 @@ fn a_bad_snapshot_falls_back_to_a_full_replay() {
     app.stop();
     {
         let db = open_sled(&app.data_dir());
-        let snapshots = db.open_tree(format!("snapshots/{TENANT}")).unwrap();
-        let (key, _) = snapshots.last().unwrap().expect("a snapshot was saved");
+        let snapshots = db
+            .open_tree(userflows_emulator::store::SNAPSHOTS_TREE)
+            .unwrap();
+        let mut prefix = TENANT.as_bytes().to_vec();
+        prefix.push(0);
+        let (key, _) = snapshots
+            .scan_prefix(prefix)
+            .next_back()
+            .expect("a snapshot was saved")
+            .unwrap();
         snapshots
             .insert(key, &b"{\"schema_version\":1,\"tenant"[..])
             .unwrap();
