@@ -33,7 +33,9 @@ pub struct AdminAccess {
 pub fn scope() -> actix_web::Scope {
     web::scope("/_emulator")
         .route("/health", web::get().to(health))
+        .route("/health", web::head().to(health))
         .route("/ready", web::get().to(ready))
+        .route("/ready", web::head().to(ready))
         .route("/metrics", web::get().to(metrics))
         .route("/tenants", web::get().to(tenants))
         .route("/tenants/{tenant}/events", web::get().to(events))

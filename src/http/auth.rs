@@ -31,13 +31,21 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 /// Most distinct `Authorization` values a worker thread remembers the tenant of. A load test
 /// sends a few tokens many times; when a client sends more, the memory is cleared and refilled.
 const TOKEN_CACHE_CAPACITY: usize = 1024;
+/// Most bytes of `Authorization` values a worker thread remembers, so large tokens cannot grow
+/// the memory past this either; a value larger than a tenth of it is never remembered.
+const TOKEN_CACHE_BYTES: usize = 1 << 20;
+
+/// `Authorization` header → its tenant, for headers that were accepted in lenient mode, with
+/// the bytes the keys hold. A lenient token's tenant depends on its text alone (nothing
+/// time-dependent is checked), so decoding it again would give the same answer.
+#[derive(Default)]
+struct TokenCache {
+    tenants: hashbrown::HashMap<Box<[u8]>, TenantId>,
+    bytes: usize,
+}
 
 thread_local! {
-    /// `Authorization` header → its tenant, for headers that were accepted in lenient mode. A
-    /// lenient token's tenant depends on its text alone (nothing time-dependent is checked), so
-    /// decoding it again would give the same answer.
-    static TOKEN_TENANTS: RefCell<hashbrown::HashMap<Box<[u8]>, TenantId>> =
-        RefCell::new(hashbrown::HashMap::new());
+    static TOKEN_TENANTS: RefCell<TokenCache> = RefCell::new(TokenCache::default());
 }
 
 /// How requests are tied to tenants.
@@ -121,21 +129,38 @@ pub fn tenant_of(headers: &HeaderMap, mode: &AuthMode) -> Result<TenantId, ApiEr
             let Some(header) = headers.get(header::AUTHORIZATION) else {
                 return lenient_tenant(headers);
             };
-            let known = TOKEN_TENANTS.with(|cache| cache.borrow().get(header.as_bytes()).cloned());
+            let known =
+                TOKEN_TENANTS.with(|cache| cache.borrow().tenants.get(header.as_bytes()).cloned());
             if let Some(tenant) = known {
                 return Ok(tenant);
             }
             let tenant = lenient_tenant(headers)?;
-            TOKEN_TENANTS.with(|cache| {
-                let mut cache = cache.borrow_mut();
-                if cache.len() >= TOKEN_CACHE_CAPACITY {
-                    cache.clear();
-                }
-                cache.insert(header.as_bytes().into(), tenant.clone());
-            });
+            let size = header.len();
+            if size <= TOKEN_CACHE_BYTES / 10 {
+                TOKEN_TENANTS.with(|cache| {
+                    let mut cache = cache.borrow_mut();
+                    if cache.tenants.len() >= TOKEN_CACHE_CAPACITY
+                        || cache.bytes + size > TOKEN_CACHE_BYTES
+                    {
+                        *cache = TokenCache::default();
+                    }
+                    cache.bytes += size;
+                    cache
+                        .tenants
+                        .insert(header.as_bytes().into(), tenant.clone());
+                });
+            }
             Ok(tenant)
         }
     }
+}
+
+/// What lenient mode reads of a token: its `tid`. Every other claim may be of any JSON type
+/// (an `aud` array, a float `exp`, claims this emulator has never heard of).
+#[derive(Deserialize)]
+struct TenantClaim {
+    #[serde(default)]
+    tid: String,
 }
 
 /// Decodes the bearer token and checks its `tid`.
@@ -156,7 +181,7 @@ fn lenient_tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
     Ok(tenant)
 }
 
-fn bearer_claims(headers: &HeaderMap) -> Result<Claims, ApiError> {
+fn bearer_claims(headers: &HeaderMap) -> Result<TenantClaim, ApiError> {
     const EMPTY: ApiError = ApiError::Unauthorized("Access token is empty.");
     const INVALID: ApiError = ApiError::Unauthorized("Access token validation failure.");
     let value = headers.get(header::AUTHORIZATION).ok_or(EMPTY)?;
@@ -181,7 +206,7 @@ fn bearer_claims(headers: &HeaderMap) -> Result<Claims, ApiError> {
     LENIENT_BASE64.decode(head).map_err(|_| INVALID)?;
     LENIENT_BASE64.decode(signature).map_err(|_| INVALID)?;
     let payload = LENIENT_BASE64.decode(payload).map_err(|_| INVALID)?;
-    serde_json::from_slice::<Claims>(&payload).map_err(|_| INVALID)
+    serde_json::from_slice::<TenantClaim>(&payload).map_err(|_| INVALID)
 }
 
 #[cfg(test)]
@@ -231,6 +256,52 @@ mod tests {
                 Err(ApiError::Unauthorized("Access token validation failure.")),
                 "{bad}"
             );
+        }
+    }
+
+    /// A JWT of `payload` (any JSON), unsigned.
+    fn jwt(payload: &serde_json::Value) -> String {
+        let part = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        format!(
+            "{}.{}.{}",
+            part(br#"{"alg":"none"}"#),
+            part(payload.to_string().as_bytes()),
+            part(b"sig")
+        )
+    }
+
+    #[test]
+    fn lenient_mode_reads_the_tid_and_takes_any_other_claim_of_any_type() {
+        let token = jwt(&serde_json::json!({
+            "tid": "contoso",
+            "aud": ["https://graph.microsoft.com", "api://x"],
+            "exp": 1_900_000_000.25,
+            "iat": "1700000000",
+            "roles": "IdentityUserFlow.ReadWrite.All",
+            "scp": ["a", "b"],
+            "xms_unknown": {"nested": [1, null]},
+        }));
+        let got = tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient).unwrap();
+        assert_eq!(got.as_str(), "contoso");
+        for bad in [serde_json::json!({"tid": 42}), serde_json::json!([1])] {
+            let token = jwt(&bad);
+            assert_eq!(
+                tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient),
+                Err(ApiError::Unauthorized("Access token validation failure.")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_memory_is_bounded_in_bytes_as_well_as_entries() {
+        let padding = "p".repeat(90 * 1024);
+        for i in 0..40 {
+            let token = jwt(&serde_json::json!({"tid": format!("big-{i}"), "pad": padding}));
+            let got = tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient).unwrap();
+            assert_eq!(got.as_str(), format!("big-{i}"));
+            let bytes = TOKEN_TENANTS.with(|cache| cache.borrow().bytes);
+            assert!(bytes <= TOKEN_CACHE_BYTES, "{bytes} bytes remembered");
         }
     }
 

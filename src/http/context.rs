@@ -19,6 +19,9 @@ use crate::tenant::RequestMeta;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+/// (policy) The longest `client-request-id` taken; a longer one is refused with 400, so no
+/// client can make the event log keep (or an answer echo) a string of any size.
+pub(super) const MAX_CLIENT_REQUEST_ID: usize = 256;
 
 /// The ids of one request.
 #[derive(Debug, Clone)]
@@ -32,6 +35,9 @@ pub struct RequestContext {
     client_request_id: Option<String>,
     /// The route the request took, for metrics (set by the Graph handler).
     route: Cell<Option<RouteLabel>>,
+    /// The client sent a `client-request-id` over [`MAX_CLIENT_REQUEST_ID`]; it is neither
+    /// echoed nor kept, and the request is refused.
+    pub(super) client_request_id_too_long: bool,
 }
 
 impl RequestContext {
@@ -39,10 +45,9 @@ impl RequestContext {
         let request_id = uuid::Uuid::new_v4();
         let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let text: &str = request_id.hyphenated().encode_lower(&mut buffer);
-        let client_header = headers
-            .get(&CLIENT_REQUEST_ID)
-            .filter(|v| !v.is_empty())
-            .cloned();
+        let sent = headers.get(&CLIENT_REQUEST_ID).filter(|v| !v.is_empty());
+        let client_request_id_too_long = sent.is_some_and(|v| v.len() > MAX_CLIENT_REQUEST_ID);
+        let client_header = sent.filter(|_| !client_request_id_too_long).cloned();
         let client_request_id = client_header
             .as_ref()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -53,6 +58,7 @@ impl RequestContext {
             client_header,
             client_request_id,
             route: Cell::new(None),
+            client_request_id_too_long,
         }
     }
 

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use super::auth::tenant_of;
 use super::body::parse_create_body;
-use super::context::RequestContext;
+use super::context::{RequestContext, MAX_CLIENT_REQUEST_ID};
 use super::error::ApiError;
 use super::query::{self, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
@@ -42,6 +42,11 @@ async fn route_request(
     state: &AppState,
     context: &RequestContext,
 ) -> Result<HttpResponse, ApiError> {
+    if context.client_request_id_too_long {
+        return Err(ApiError::bad_request(format!(
+            "The header 'client-request-id' is longer than {MAX_CLIENT_REQUEST_ID} characters."
+        )));
+    }
     let tenant = tenant_of(req.headers(), &state.auth)?;
     let target = route::parse(req.uri().path())?;
     let method = req.method();

@@ -34,7 +34,8 @@ pub struct TenantId(Arc<str>);
 
 impl TenantId {
     /// (policy) 1 to 128 characters of `A-Z a-z 0-9 . _ -`: every real `tid` (a GUID) fits, and
-    /// the id can name a storage tree and a file safely.
+    /// the id can name a storage key and a file safely. A GUID is lower-cased, so it names one
+    /// tenant whatever its letter case; any other id is kept exactly.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
         let ok = !raw.is_empty()
@@ -42,13 +43,29 @@ impl TenantId {
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        ok.then(|| Self(Arc::from(raw)))
+        if !ok {
+            return None;
+        }
+        // Entra tenant ids are GUIDs, and one GUID names one tenant whatever its letter case.
+        if is_guid(raw) && raw.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Some(Self(Arc::from(raw.to_ascii_lowercase())));
+        }
+        Some(Self(Arc::from(raw)))
     }
 
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `raw` is a GUID in its 8-4-4-4-12 hex form.
+fn is_guid(raw: &str) -> bool {
+    raw.len() == 36
+        && raw.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }
 
 impl fmt::Display for TenantId {

@@ -499,3 +499,16 @@ fn tenant_ids_are_guids_and_similar() {
     assert!(TenantId::parse("a/b").is_none());
     assert!(TenantId::parse(&"a".repeat(129)).is_none());
 }
+
+#[test]
+fn a_guid_names_one_tenant_whatever_its_case_and_other_ids_are_kept_exactly() {
+    let lower = TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47").unwrap();
+    let upper = TenantId::parse("72F988BF-86F1-41AF-91AB-2D7CD011DB47").unwrap();
+    assert_eq!(upper, lower);
+    assert_eq!(upper.as_str(), "72f988bf-86f1-41af-91ab-2d7cd011db47");
+    assert_eq!(TenantId::parse("Contoso").unwrap().as_str(), "Contoso");
+    assert_ne!(TenantId::parse("Contoso"), TenantId::parse("contoso"));
+    // 36 characters but not a GUID: kept as it is.
+    let almost = "72F988BF-86F1-41AF-91AB_2D7CD011DB47";
+    assert_eq!(TenantId::parse(almost).unwrap().as_str(), almost);
+}

@@ -149,3 +149,17 @@ fn none_mode_needs_no_token_and_uses_the_default_tenant() {
         1
     );
 }
+
+#[test]
+fn a_guid_tid_names_one_tenant_whatever_its_letter_case() {
+    let app = spawn_app();
+    let lower = token_for("72f988bf-86f1-41af-91ab-2d7cd011db47");
+    let upper = token_for("72F988BF-86F1-41AF-91AB-2D7CD011DB47");
+    assert_eq!(app.create_as(&upper, &flow("Cased")).status, 201);
+    assert_eq!(app.get_as(&lower, "B2C_1_Cased").status, 200);
+    let listed = app.request("GET", "/_emulator/tenants", &[], None).json();
+    assert_eq!(
+        listed["value"][0]["tenantId"],
+        "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    );
+}

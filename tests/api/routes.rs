@@ -99,3 +99,51 @@ fn admin_health_and_ready_answer_and_unknown_admin_paths_are_graph_errors() {
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.error_code(), "Request_ResourceNotFound");
 }
+
+#[test]
+fn a_client_request_id_over_256_characters_is_400_and_is_not_echoed() {
+    let app = spawn_app();
+    let longest = "c".repeat(256);
+    let ok = app.request(
+        "GET",
+        "/beta/identity/userFlows",
+        &[("client-request-id", &longest)],
+        None,
+    );
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("client-request-id"), Some(longest.as_str()));
+
+    let too_long = "c".repeat(257);
+    let refused = app.request(
+        "POST",
+        "/beta/identity/userFlows",
+        &[
+            ("client-request-id", &too_long),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&flow("Long").to_string()),
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.error_code(), "BadRequest");
+    assert!(
+        refused.message().contains("client-request-id"),
+        "{}",
+        refused.body
+    );
+    let request_id = refused.header("request-id").unwrap().to_owned();
+    assert_eq!(
+        refused.header("client-request-id"),
+        Some(request_id.as_str())
+    );
+    assert_eq!(app.get("B2C_1_Long").status, 404, "nothing stored");
+}
+
+#[test]
+fn health_and_readiness_answer_head() {
+    let app = spawn_app();
+    for path in ["/_emulator/health", "/_emulator/ready"] {
+        let head = app.request("HEAD", path, &[], None);
+        assert_eq!(head.status, 200, "{path}");
+        assert!(head.body.is_empty(), "{path}: {}", head.body);
+    }
+}
