@@ -75,7 +75,6 @@ impl Application {
             metrics: crate::metrics::Metrics::default(),
             admin: AdminAccess {
                 key: settings.admin_key.clone(),
-                loopback: address.ip().is_loopback(),
             },
         };
         let server = http::server(listener, state, settings.workers, settings.handle_signals)

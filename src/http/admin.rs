@@ -1,7 +1,9 @@
 //! The emulator's own routes under `/_emulator/` (never a Graph path): liveness, readiness,
 //! Prometheus metrics, the tenants, a tenant's events (NDJSON) and a tenant reset. They name
-//! the tenant in the path; an admin key guards them when one is set, and without one the
-//! routes that change state answer 403 unless the server listens on loopback only.
+//! the tenant in the path. Health and readiness answer anyone (a balancer's probes); the
+//! others need the admin key when one is set, and without one answer only a loopback peer
+//! whose `Host` names a loopback host, so a web page cannot reach them by DNS rebinding
+//! (docs/reference.md §8). Paths are matched after percent-decoding, as Graph paths are.
 
 use std::fmt::Write as _;
 
@@ -24,8 +26,6 @@ const MAX_EVENTS_LIMIT: usize = 100_000;
 pub struct AdminAccess {
     /// When set, every admin route but health and ready needs it in the `X-Emulator-Admin-Key` header.
     pub key: Option<String>,
-    /// Whether the server listens on a loopback address only.
-    pub loopback: bool,
 }
 
 /// The admin scope, to be added to an app.
@@ -47,28 +47,63 @@ fn respond(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpRes
     result.unwrap_or_else(|e| e.respond(&RequestContext::of(req)))
 }
 
-fn check_access(req: &HttpRequest, state: &AppState, changes_state: bool) -> Result<(), ApiError> {
-    match &state.admin.key {
-        Some(key) => {
-            let given = req
-                .headers()
-                .get(ADMIN_KEY_HEADER)
-                .and_then(|v| v.to_str().ok());
-            if given == Some(key.as_str()) {
-                Ok(())
-            } else {
-                Err(ApiError::Forbidden(format!(
-                    "The admin routes need the header {ADMIN_KEY_HEADER} with the key given by --admin-key."
-                )))
-            }
-        }
-        None if changes_state && !state.admin.loopback => Err(ApiError::Forbidden(
-            "Admin routes that change state are disabled on a non-loopback address unless \
-             --admin-key is set."
-                .to_owned(),
-        )),
-        None => Ok(()),
+fn check_access(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if let Some(key) = &state.admin.key {
+        let given = req
+            .headers()
+            .get(ADMIN_KEY_HEADER)
+            .and_then(|v| v.to_str().ok());
+        return if given == Some(key.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "The admin routes need the header {ADMIN_KEY_HEADER} with the key given by --admin-key."
+            )))
+        };
     }
+    let peer = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_loopback_host);
+    if peer && host {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "Without --admin-key the admin routes answer only a client on this machine that \
+             names a loopback host (localhost, 127.0.0.1 or [::1]) in Host."
+                .to_owned(),
+        ))
+    }
+}
+
+/// Whether a `Host` header names this machine by a loopback name or address, with or without
+/// a port: `localhost`, `127.0.0.1`, `[::1]`.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || is_port(port) => v6,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_port(text: &str) -> bool {
+    text.strip_prefix(':')
+        .unwrap_or(text)
+        .parse::<u16>()
+        .is_ok()
 }
 
 fn tenant_of(raw: &str) -> Result<TenantId, ApiError> {
@@ -104,7 +139,7 @@ async fn ready(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = async {
-        check_access(&req, &state, false)?;
+        check_access(&req, &state)?;
         let registry = &state.registry;
         let handles = registry.handles()?;
         let queued: usize = handles.iter().map(|(_, h)| h.queued()).sum();
@@ -196,7 +231,7 @@ struct TenantRow {
 
 async fn tenants(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = async {
-        check_access(&req, &state, false)?;
+        check_access(&req, &state)?;
         let mut rows = Vec::new();
         for (tenant, handle) in state.registry.handles()? {
             let ReadOutcome::Summary(summary) = handle.read(Read::Summary).await? else {
@@ -236,7 +271,7 @@ async fn events(
     path: web::Path<String>,
 ) -> HttpResponse {
     let result = async {
-        check_access(&req, &state, false)?;
+        check_access(&req, &state)?;
         let tenant = tenant_of(&path)?;
         let query = web::Query::<EventsQuery>::from_query(req.query_string()).map_err(|e| {
             ApiError::bad_request(format!("Invalid query: {e}. Use from=<seq>&limit=<n>."))
@@ -266,7 +301,7 @@ async fn reset(
     path: web::Path<String>,
 ) -> HttpResponse {
     let result = async {
-        check_access(&req, &state, true)?;
+        check_access(&req, &state)?;
         let tenant = tenant_of(&path)?;
         state.registry.reset(&tenant).await?;
         Ok(HttpResponse::new(StatusCode::NO_CONTENT))
@@ -284,4 +319,36 @@ async fn unknown(req: HttpRequest) -> HttpResponse {
         req.path()
     );
     ApiError::NotFound(message).respond(&RequestContext::of(&req))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_names_and_addresses_of_this_machine_only() {
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:18090",
+            "127.8.9.1",
+            "[::1]",
+            "[::1]:443",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "rebind.attacker.example",
+            "localhost.attacker.example",
+            "127.0.0.1.nip.io",
+            "10.0.0.1:80",
+            "[::1",
+            "[::2]:80",
+            "localhost:x",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

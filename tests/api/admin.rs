@@ -260,15 +260,50 @@ fn an_admin_key_guards_every_admin_route_but_health_and_ready() {
 }
 
 #[test]
-fn without_a_key_a_non_loopback_server_refuses_state_changes() {
+fn without_a_key_admin_routes_answer_only_loopback_clients_naming_a_loopback_host() {
+    // Listening on every interface changes nothing for a client on this machine.
     let app = spawn_app_with(|s| s.listen = "0.0.0.0:0".to_owned());
     app.create(&flow("a"));
-    let r = app.request("DELETE", &format!("/_emulator/tenants/{TENANT}"), &[], None);
-    assert_eq!(r.status, 403);
-    assert_eq!(r.error_code(), "Authorization_RequestDenied");
-    assert_eq!(app.count().body, "1");
+    let reset = format!("/_emulator/tenants/{TENANT}");
+    for path in [
+        reset.as_str(),
+        "/%5Femulator/tenants/11111111-1111-1111-1111-111111111111",
+    ] {
+        // A page that rebinds its own name to 127.0.0.1 sends its own name as Host.
+        let r = app.request("DELETE", path, &[("Host", "rebind.attacker.example")], None);
+        assert_eq!(r.status, 403, "{path}");
+        assert_eq!(r.error_code(), "Authorization_RequestDenied");
+    }
+    let listed = app.request(
+        "GET",
+        "/_emulator/tenants",
+        &[("Host", "rebind.attacker.example")],
+        None,
+    );
+    assert_eq!(listed.status, 403);
+    assert_eq!(app.count().body, "1", "nothing was reset");
+    // Probes answer anyone.
+    for path in ["/_emulator/health", "/_emulator/ready"] {
+        let r = app.request("GET", path, &[("Host", "rebind.attacker.example")], None);
+        assert_eq!(r.status, 200, "{path}");
+    }
+    // No Host at all (HTTP/1.0) is refused too.
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /_emulator/tenants HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 403"), "{answer}");
+    assert!(answer.contains("Authorization_RequestDenied"), "{answer}");
+
+    // A loopback Host, by name or address, with or without the port.
+    let port = address.rsplit_once(':').unwrap().1;
+    let by_name = format!("localhost:{port}");
     assert_eq!(
-        app.request("GET", "/_emulator/metrics", &[], None).status,
+        app.request("GET", "/_emulator/tenants", &[("Host", &by_name)], None)
+            .status,
         200
     );
+    assert_eq!(app.request("DELETE", &reset, &[], None).status, 204);
+    assert_eq!(app.count().body, "0");
 }
