@@ -58,10 +58,38 @@ pub fn server(
     .workers(workers.max(1))
     .shutdown_timeout(10)
     .listen(listener)?;
-    let builder = if handle_signals {
-        builder
-    } else {
-        builder.disable_signals()
-    };
-    Ok(builder.run())
+    // actix's own handling makes SIGINT a forced stop that drops requests in flight; here
+    // SIGINT (Ctrl-C) and SIGTERM both stop gracefully.
+    let server = builder.disable_signals().run();
+    if handle_signals {
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            if let Some(signal) = stop_signal().await {
+                tracing::info!(
+                    signal,
+                    "stopping gracefully: finishing the requests in flight"
+                );
+                handle.stop(true).await;
+            }
+        });
+    }
+    Ok(server)
+}
+
+/// Waits for SIGINT or SIGTERM; `None` when they cannot be watched.
+#[cfg(unix)]
+async fn stop_signal() -> Option<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).ok()?;
+    let mut terminate = signal(SignalKind::terminate()).ok()?;
+    tokio::select! {
+        _ = interrupt.recv() => Some("SIGINT"),
+        _ = terminate.recv() => Some("SIGTERM"),
+    }
+}
+
+/// Waits for Ctrl-C; `None` when it cannot be watched.
+#[cfg(not(unix))]
+async fn stop_signal() -> Option<&'static str> {
+    tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
 }

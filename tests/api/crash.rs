@@ -67,6 +67,8 @@ enum Stop {
     Kill,
     /// SIGTERM: a graceful shutdown.
     Terminate,
+    /// SIGINT (Ctrl-C): as graceful as SIGTERM.
+    Interrupt,
 }
 
 /// Runs 8 writers against the binary until 400 creates were acknowledged, stops it with
@@ -104,9 +106,14 @@ fn load_then_stop(data: &Path, token: &str, stop: Stop) -> (Vec<String>, bool) {
         stopping.store(true, Ordering::Relaxed);
         match stop {
             Stop::Kill => child.kill().unwrap(),
-            Stop::Terminate => {
+            Stop::Terminate | Stop::Interrupt => {
+                let signal = if matches!(stop, Stop::Terminate) {
+                    "-TERM"
+                } else {
+                    "-INT"
+                };
                 let status = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
+                    .args([signal, &child.id().to_string()])
                     .status()
                     .unwrap();
                 assert!(status.success());
@@ -163,6 +170,21 @@ fn sigterm_drains_in_flight_work_and_exits_zero() {
     let data = dir.path().join("data");
     let token = token_for(TENANT);
     let (acknowledged, exited_zero) = load_then_stop(&data, &token, Stop::Terminate);
+    assert!(exited_zero, "a graceful stop exits with 0");
+    let missing = missing_after_restart(&data, &token, &acknowledged);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged creates lost: {missing:?}",
+        missing.len()
+    );
+}
+
+#[test]
+fn sigint_is_as_graceful_as_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = token_for(TENANT);
+    let (acknowledged, exited_zero) = load_then_stop(&data, &token, Stop::Interrupt);
     assert!(exited_zero, "a graceful stop exits with 0");
     let missing = missing_after_restart(&data, &token, &acknowledged);
     assert!(
