@@ -72,6 +72,7 @@ impl Application {
             registry: Arc::clone(&registry),
             auth: settings.auth.clone(),
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: settings.body_timeout,
             metrics: crate::metrics::Metrics::default(),
             admin: AdminAccess {
                 key: settings.admin_key.clone(),

@@ -37,6 +37,9 @@ pub struct Settings {
     pub storage: Storage,
     pub auth: AuthMode,
     pub max_body_bytes: usize,
+    /// (policy) How long a create body may take to arrive (a client sending it a byte at a time
+    /// holds a connection no longer than this).
+    pub body_timeout: std::time::Duration,
     /// HTTP worker threads; the tenant actors run on their arbiters (docs/adr/0009).
     pub workers: usize,
     /// Requests one tenant may have waiting to be taken up before it answers 503.
@@ -60,6 +63,7 @@ impl Settings {
             storage,
             auth: AuthMode::Lenient,
             max_body_bytes: 64 * 1024,
+            body_timeout: std::time::Duration::from_secs(10),
             workers: cores,
             queue_limit: 1024,
             handle_signals: true,

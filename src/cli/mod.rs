@@ -78,6 +78,9 @@ struct ServeArgs {
     /// Largest create body accepted; larger ones get 413 and store nothing.
     #[arg(long, env = "USERFLOWS_MAX_BODY_BYTES", default_value_t = 65_536)]
     max_body_bytes: usize,
+    /// Seconds a create body may take to arrive; a slower one gets 408 and stores nothing.
+    #[arg(long, env = "USERFLOWS_BODY_TIMEOUT", default_value_t = 10)]
+    body_timeout: u64,
     /// HTTP worker threads; the tenant actors run on them [default: one per core].
     #[arg(long, env = "USERFLOWS_WORKERS")]
     workers: Option<usize>,
@@ -143,6 +146,7 @@ impl ServeArgs {
             },
         };
         settings.max_body_bytes = self.max_body_bytes;
+        settings.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
         if let Some(workers) = self.workers {
             settings.workers = workers.max(1);
         }

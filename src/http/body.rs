@@ -13,7 +13,8 @@ const ENTITY_TYPE: &str = "microsoft.graph.identityUserFlow";
 /// One offending property of a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// A short machine code: `MissingProperty`, `InvalidValue`, `InvalidType` or `UnknownProperty`.
+    /// A short machine code: `MissingProperty`, `InvalidValue`, `InvalidType`,
+    /// `UnknownProperty` or `DuplicateProperty`.
     pub code: &'static str,
     pub message: String,
     /// The JSON name of the property.
@@ -103,7 +104,47 @@ fn parse_any_body(bytes: &[u8]) -> Result<CreateUserFlow, BodyError> {
             "The request body must be a JSON object describing an identityUserFlow.".to_owned(),
         ));
     };
+    // (policy) JSON leaves a repeated name undefined, and a last-wins read would hide a
+    // client's bug: a body that names a property twice is refused, naming it.
+    if let Ok(FirstRepeatedKey(Some(key))) = serde_json::from_slice(bytes) {
+        return Err(BodyError::Invalid(vec![Problem {
+            code: "DuplicateProperty",
+            message: format!("The property '{key}' is given more than once."),
+            target: key,
+        }]));
+    }
     validate(&map)
+}
+
+/// The first top-level name a JSON object gives twice, if any.
+struct FirstRepeatedKey(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for FirstRepeatedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = FirstRepeatedKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                // Read to the end: serde_json refuses a map left half read.
+                let mut seen = std::collections::HashSet::new();
+                let mut repeated = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if !seen.insert(key.clone()) && repeated.is_none() {
+                        repeated = Some(key);
+                    }
+                }
+                Ok(FirstRepeatedKey(repeated))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
 }
 
 fn validate(map: &Map<String, Value>) -> Result<CreateUserFlow, BodyError> {
@@ -388,5 +429,22 @@ mod tests {
             parse_create_body(b""),
             Err(BodyError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_property_given_twice_is_refused_naming_it() {
+        for body in [
+            r#"{"id":"a","id":"b","userFlowType":"signIn","userFlowTypeVersion":1}"#,
+            r#"{"id":"a","userFlowType":"signIn","userFlowTypeVersion":1,"id":"a"}"#,
+            r#"{ "id" : "a" , "userFlowType":"signIn","userFlowTypeVersion":1, "i\u0064":"b"}"#,
+        ] {
+            assert_eq!(targets(body), ["id"], "{body}");
+        }
+        assert_eq!(
+            targets(
+                r#"{"id":"a","userFlowType":"signIn","userFlowType":"signUp","userFlowTypeVersion":1}"#
+            ),
+            ["userFlowType"]
+        );
     }
 }

@@ -43,6 +43,9 @@ pub enum ApiError {
     /// 413 `RequestEntityTooLarge`.
     #[error("The request body exceeds the limit of {limit} bytes.")]
     PayloadTooLarge { limit: usize },
+    /// 408 `RequestTimeout`: the body did not arrive in time.
+    #[error("The request body was not received within {seconds} s.")]
+    BodyTimeout { seconds: u64 },
     /// 415 `UnsupportedMediaType`.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -74,6 +77,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge")
             }
+            Self::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }

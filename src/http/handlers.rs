@@ -90,7 +90,14 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     parse_none(req.query_string())?;
     require_json(req)?;
-    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let body = actix_web::rt::time::timeout(
+        state.body_timeout,
+        read_body(req, payload, state.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout {
+        seconds: state.body_timeout.as_secs(),
+    })??;
     let command = parse_create_body(&body)?;
     let outcome = state
         .registry

@@ -35,6 +35,8 @@ pub struct AppState {
     pub auth: AuthMode,
     /// Create bodies larger than this get 413 and are never parsed.
     pub max_body_bytes: usize,
+    /// A create body not received within this gets 408 and is never parsed.
+    pub body_timeout: std::time::Duration,
     pub metrics: Metrics,
     pub admin: AdminAccess,
 }

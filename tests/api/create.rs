@@ -225,3 +225,46 @@ fn rejected_requests_append_no_event() {
     app.stop();
     assert_eq!(stored_events(&app.data_dir(), TENANT), 1);
 }
+
+#[test]
+fn a_body_that_does_not_arrive_in_time_is_408_and_stores_nothing() {
+    use std::io::{Read, Write};
+    let app =
+        crate::helpers::spawn_app_with(|s| s.body_timeout = std::time::Duration::from_secs(1));
+    let mut stream =
+        std::net::TcpStream::connect(app.address.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let body = crate::helpers::flow("Slow").to_string();
+    let head = format!(
+        "POST /beta/identity/userFlows HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.token,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A few bytes of the body, then nothing.
+    stream.write_all(&body.as_bytes()[..5]).unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"RequestTimeout\""), "{answer}");
+    assert!(answer.contains("request-id"), "{answer}");
+    assert_eq!(app.get("B2C_1_Slow").status, 404);
+}
+
+#[test]
+fn a_body_naming_a_property_twice_is_400_naming_it() {
+    let app = spawn_app();
+    let r = app.create_raw(
+        r#"{"id":"Twice","userFlowType":"signIn","userFlowTypeVersion":1,"id":"Other"}"#,
+        "application/json",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_code(), "BadRequest");
+    assert_eq!(r.json()["error"]["details"][0]["target"], "id");
+    assert_eq!(app.get("B2C_1_Twice").status, 404);
+    assert_eq!(app.get("B2C_1_Other").status, 404);
+}
