@@ -9,7 +9,7 @@ mod context;
 pub(crate) mod error;
 mod handlers;
 mod json;
-pub(crate) mod query;
+pub mod query;
 mod response;
 pub(crate) mod route;
 
