@@ -45,9 +45,11 @@ impl Application {
     /// `System`.
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
         let log: Arc<dyn EventLog> = match &settings.storage {
-            Storage::Disk { dir, durability } => {
-                Arc::new(SledEventLog::open(dir, *durability == Durability::Flush)?)
-            }
+            Storage::Disk { dir, durability } => Arc::new(SledEventLog::open_reserving(
+                dir,
+                *durability == Durability::Flush,
+                settings.disk_reserve,
+            )?),
             Storage::Memory => Arc::new(MemoryEventLog::new()),
         };
         let registry = Arc::new(TenantRegistry::new(

@@ -7,6 +7,9 @@ use crate::http::AuthMode;
 /// (policy) Events between two snapshots of a tenant, by default.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
+/// (policy) Free space kept on the data directory's disk by default: 64 MiB.
+pub const DEFAULT_DISK_RESERVE: u64 = 64 * 1024 * 1024;
+
 /// Where events go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {
@@ -40,6 +43,9 @@ pub struct Settings {
     /// (policy) How long a create body may take to arrive (a client sending it a byte at a time
     /// holds a connection no longer than this).
     pub body_timeout: std::time::Duration,
+    /// (policy) Bytes that must stay free on the data directory's disk; below, writes get 507
+    /// (0: no guard).
+    pub disk_reserve: u64,
     /// HTTP worker threads; the tenant actors run on their arbiters (docs/adr/0009).
     pub workers: usize,
     /// Requests one tenant may have waiting to be taken up before it answers 503.
@@ -64,6 +70,7 @@ impl Settings {
             auth: AuthMode::Lenient,
             max_body_bytes: 64 * 1024,
             body_timeout: std::time::Duration::from_secs(10),
+            disk_reserve: DEFAULT_DISK_RESERVE,
             workers: cores,
             queue_limit: 1024,
             handle_signals: true,

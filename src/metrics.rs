@@ -42,8 +42,8 @@ impl RouteLabel {
 }
 
 /// Statuses counted one by one; any other is counted as `other`.
-const STATUSES: [u16; 14] = [
-    200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503,
+const STATUSES: [u16; 16] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 429, 500, 503, 507,
 ];
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [

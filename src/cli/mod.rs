@@ -81,6 +81,12 @@ struct ServeArgs {
     /// Seconds a create body may take to arrive; a slower one gets 408 and stores nothing.
     #[arg(long, env = "USERFLOWS_BODY_TIMEOUT", default_value_t = 10)]
     body_timeout: u64,
+    /// MiB that must stay free on the data directory's disk: below it every write gets 507
+    /// insufficientStorage and stores nothing, and writes resume by themselves once space is
+    /// free again. 0 turns the guard off (sled itself then meets the full disk, and a restart
+    /// is needed after it).
+    #[arg(long, env = "USERFLOWS_DISK_RESERVE_MIB", default_value_t = 64)]
+    disk_reserve_mib: u64,
     /// HTTP worker threads; the tenant actors run on them [default: one per core].
     #[arg(long, env = "USERFLOWS_WORKERS")]
     workers: Option<usize>,
@@ -95,8 +101,8 @@ struct ServeArgs {
     #[arg(long, env = "USERFLOWS_NO_SNAPSHOTS")]
     no_snapshots: bool,
     /// Key the /_emulator admin routes require in the X-Emulator-Admin-Key header (health and
-    /// ready excepted). Without it, routes that change state answer 403 unless --listen is a
-    /// loopback address.
+    /// ready excepted). Without it, those routes answer only a loopback client that names a
+    /// loopback Host.
     #[arg(long, env = "USERFLOWS_ADMIN_KEY")]
     admin_key: Option<String>,
     /// CPU scheduling of the server's threads. batch (Linux `SCHED_BATCH`): a woken thread does
@@ -146,6 +152,7 @@ impl ServeArgs {
             },
         };
         settings.max_body_bytes = self.max_body_bytes;
+        settings.disk_reserve = self.disk_reserve_mib.saturating_mul(1024 * 1024);
         settings.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
         if let Some(workers) = self.workers {
             settings.workers = workers.max(1);

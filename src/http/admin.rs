@@ -119,17 +119,23 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// 200 once every tenant is recovered, 503 before.
+/// 200 once every tenant is recovered, 503 before; names what cannot write while it lasts.
 async fn ready(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match state.registry.recovery() {
-        Some(summary) if state.registry.is_ready() => HttpResponse::Ok().json(serde_json::json!({
-            "status": "ready",
-            "tenants": summary.tenants,
-            "events": summary.events,
-            "unavailableTenants": summary.broken,
-            "fromSnapshots": summary.from_snapshots,
-            "recoveryMs": summary.elapsed.as_millis() as u64,
-        })),
+        Some(summary) if state.registry.is_ready() => {
+            let (storage, tenants) = state.registry.write_problems();
+            HttpResponse::Ok().json(serde_json::json!({
+                "status": "ready",
+                "tenants": summary.tenants,
+                "events": summary.events,
+                "unavailableTenants": summary.broken,
+                "writable": storage.is_none() && tenants.is_empty(),
+                "storage": storage,
+                "cannotWrite": tenants,
+                "fromSnapshots": summary.from_snapshots,
+                "recoveryMs": summary.elapsed.as_millis() as u64,
+            }))
+        }
         _ => ApiError::Unavailable(
             "The emulator is still recovering tenants from the event log.".to_owned(),
         )

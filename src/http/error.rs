@@ -15,6 +15,8 @@ use crate::tenant::TenantError;
 const WWW_AUTHENTICATE: &str = r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#;
 /// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECONDS: u32 = 1;
+/// (policy) Seconds a client should wait after a 507: a disk is not freed in a second.
+const STORAGE_RETRY_AFTER_SECONDS: u32 = 5;
 
 /// Every error a client can see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +54,9 @@ pub enum ApiError {
     /// 503 `serviceNotAvailable`, with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
+    /// 507 `insufficientStorage`, with `Retry-After`: the write could not be stored now.
+    #[error("The emulator cannot store this write now ({0}). Nothing was stored; retry later.")]
+    InsufficientStorage(String),
     /// 500 `generalException`: a bug. The message is logged, never sent.
     #[error("{0}")]
     Internal(String),
@@ -82,6 +87,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable"),
+            Self::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficientStorage")
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "generalException"),
         }
     }
@@ -124,6 +132,9 @@ impl ApiError {
             }
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            Self::InsufficientStorage(_) => {
+                response.insert_header((header::RETRY_AFTER, STORAGE_RETRY_AFTER_SECONDS));
             }
             _ => {}
         }
@@ -208,6 +219,7 @@ impl From<TenantError> for ApiError {
             | TenantError::ShuttingDown
             | TenantError::Recovering
             | TenantError::Storage(_) => Self::Unavailable(e.to_string()),
+            TenantError::CannotWrite(reason) => Self::InsufficientStorage(reason),
             TenantError::Internal(cause) => Self::Internal(cause),
         }
     }

@@ -80,6 +80,10 @@ impl EventLog for MemoryEventLog {
         CommitStats::default()
     }
 
+    fn has_space(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
         let streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
         Ok(streams.contains_key(tenant))
@@ -180,6 +184,15 @@ impl EventStream for MemoryStream {
         };
         records.insert(seq, value);
         self.last_seq = batch.last_seq();
+        Ok(())
+    }
+
+    fn truncate_after(&mut self, seq: u64) -> Result<(), StoreError> {
+        if let Some(records) = self.existing()? {
+            let mut records = records.lock().map_err(|_| StoreError::Poisoned)?;
+            drop(records.split_off(&(seq + 1)));
+            self.last_seq = records.values().next_back().map_or(0, |v| v.last_seq);
+        }
         Ok(())
     }
 

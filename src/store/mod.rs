@@ -6,6 +6,7 @@
 
 mod batch;
 pub(crate) mod bytes;
+mod disk_space;
 mod group_commit;
 mod memory_log;
 mod sled_log;
@@ -44,6 +45,11 @@ pub enum StoreError {
         seq: u64,
         reason: &'static str,
     },
+    /// The data directory's disk has less free space than the reserve: nothing was written.
+    #[error(
+        "the data directory's disk has {free} bytes free, below the reserve of {reserve} bytes"
+    )]
+    StorageFull { free: u64, reserve: u64 },
     #[error("a lock guarding the in-memory log was poisoned")]
     Poisoned,
 }
@@ -78,6 +84,9 @@ pub trait EventLog: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// Counters of the group commit so far.
     fn commit_stats(&self) -> CommitStats;
+    /// `Ok` when a write may be stored now; [`StoreError::StorageFull`] while the disk is
+    /// below its reserve (appends and snapshots are then refused before they write anything).
+    fn has_space(&self) -> Result<(), StoreError>;
     /// Whether a tenant has a stream (without creating one).
     fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError>;
     /// Deletes a tenant's stream and snapshots: destructive, for test isolation.
@@ -97,6 +106,9 @@ pub trait EventStream: Send + Sync {
     /// refuses a seq that is already stored, so a second writer fails loudly instead of
     /// overwriting. An empty batch appends nothing.
     fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError>;
+    /// Removes every record after `seq` (a write whose flush failed, so that nothing of it can
+    /// reappear later); `seq` must end a stored value (appends are undone whole).
+    fn truncate_after(&mut self, seq: u64) -> Result<(), StoreError>;
     /// Visits records in key order from `from` on, until `visit` returns `false`.
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError>;
     /// Visits records in reverse key order from `through` (inclusive) down, until `visit`

@@ -11,9 +11,11 @@
 //! trees dropped. A conversion cut short by a crash is redone from the start at the next open.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::{visit_back, visit_from, Records};
+use super::disk_space::DiskSpace;
 use super::group_commit::GroupCommit;
 use super::{
     Commit, CommitStats, DurableCallback, EventLog, EventStream, RecordBatch, StoreError, Visit,
@@ -70,14 +72,24 @@ pub struct SledEventLog {
     snapshots: sled::Tree,
     /// Present in the durable mode: acknowledgements wait for it.
     group_commit: Option<GroupCommit>,
+    /// Refuses appends and snapshots while the disk is below its reserve.
+    space: Arc<DiskSpace>,
 }
 
 impl SledEventLog {
     /// Opens (creating when missing) the log in `dir`, converting a directory of the layout
     /// with one tree per tenant first. With `durable`, writes are acknowledged only after a
     /// group-commit flush; without, sled flushes every 500 ms in the background and a crash may
-    /// lose the last half second of acknowledged writes.
+    /// lose the last half second of acknowledged writes. No free space is reserved: see
+    /// [`Self::open_reserving`].
     pub fn open(dir: &Path, durable: bool) -> Result<Self, StoreError> {
+        Self::open_reserving(dir, durable, 0)
+    }
+
+    /// [`Self::open`], refusing every append and snapshot with [`StoreError::StorageFull`]
+    /// while the directory's disk has less than `reserve` bytes free (0: never), so that sled
+    /// itself never meets a full disk.
+    pub fn open_reserving(dir: &Path, durable: bool, reserve: u64) -> Result<Self, StoreError> {
         let flush_every_ms = if durable { None } else { Some(500) };
         let db = sled::Config::new()
             .path(dir)
@@ -99,6 +111,7 @@ impl SledEventLog {
             events,
             snapshots,
             group_commit,
+            space: Arc::new(DiskSpace::new(dir, reserve)),
         })
     }
 
@@ -235,6 +248,7 @@ impl EventLog for SledEventLog {
             tree: self.events.clone(),
             prefix,
             last_seq,
+            space: Arc::clone(&self.space),
         }))
     }
 
@@ -265,6 +279,10 @@ impl EventLog for SledEventLog {
             .unwrap_or_default()
     }
 
+    fn has_space(&self) -> Result<(), StoreError> {
+        self.space.check()
+    }
+
     fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
         Ok(last_of(&self.events, tenant)?.is_some())
     }
@@ -281,6 +299,7 @@ impl EventLog for SledEventLog {
     }
 
     fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.space.check()?;
         self.snapshots.insert(event_key(tenant, seq), snapshot)?;
         let keys: Vec<sled::IVec> = self
             .snapshots
@@ -322,6 +341,7 @@ struct SledStream {
     /// `tenant` and the separator: every key of this stream starts with it.
     prefix: Vec<u8>,
     last_seq: u64,
+    space: Arc<DiskSpace>,
 }
 
 impl SledStream {
@@ -354,6 +374,7 @@ impl EventStream for SledStream {
                 got: seq,
             });
         }
+        self.space.check()?;
         // Insert only when absent: a second writer of this tenant starts its next batch at a
         // seq the first one already stored under, and fails here, loudly.
         let swapped = self.tree.compare_and_swap(
@@ -368,6 +389,25 @@ impl EventStream for SledStream {
             });
         }
         self.last_seq = batch.last_seq();
+        Ok(())
+    }
+
+    fn truncate_after(&mut self, seq: u64) -> Result<(), StoreError> {
+        let keys: Vec<sled::IVec> = self
+            .tree
+            .range(self.key(seq + 1)..self.end())
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in keys.iter().rev() {
+            self.tree.remove(key)?;
+        }
+        self.last_seq = match last_of(&self.tree, &self.tenant)? {
+            Some((key, value)) => {
+                let first = seq_of(&self.tenant, &self.prefix, &key)?;
+                first + Records::of(first, &value).count() as u64 - 1
+            }
+            None => 0,
+        };
         Ok(())
     }
 
@@ -477,6 +517,55 @@ mod tests {
         assert_eq!(&*log.events.get(event_key("t", 1)).unwrap().unwrap(), b"r1");
 
         batches_read_back_one_record_at_a_time_from_any_seq(&crate::store::MemoryEventLog::new());
+    }
+
+    /// Truncation removes whole stored values after a seq, in the tenant's range only.
+    fn truncation_removes_what_follows_and_nothing_else(log: &dyn EventLog) {
+        let mut stream = log.open("t").unwrap();
+        let mut other = log.open("u").unwrap();
+        for b in [batch(1, 2), batch(3, 3), batch(6, 1)] {
+            stream.append(&b).unwrap();
+        }
+        other.append(&batch(1, 2)).unwrap();
+        stream.truncate_after(2).unwrap();
+        assert_eq!(stream.last_seq(), 2);
+        assert_eq!(seqs_of(|v| stream.scan(1, v)), [1, 2]);
+        stream.append(&batch(3, 1)).unwrap();
+        assert_eq!(log.open("t").unwrap().last_seq(), 3, "reopened");
+        stream.truncate_after(0).unwrap();
+        assert_eq!(stream.last_seq(), 0);
+        assert_eq!(
+            log.open("u").unwrap().last_seq(),
+            2,
+            "another tenant untouched"
+        );
+    }
+
+    #[test]
+    fn both_engines_truncate_a_stream_after_a_seq() {
+        let tmp = tempfile::tempdir().unwrap();
+        truncation_removes_what_follows_and_nothing_else(
+            &SledEventLog::open(tmp.path(), false).unwrap(),
+        );
+        truncation_removes_what_follows_and_nothing_else(&crate::store::MemoryEventLog::new());
+    }
+
+    #[test]
+    fn a_reserve_larger_than_the_disk_refuses_appends_and_snapshots_and_stores_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = SledEventLog::open_reserving(tmp.path(), false, u64::MAX - 1).unwrap();
+        let mut stream = log.open("t").unwrap();
+        assert!(matches!(
+            stream.append(&batch(1, 1)),
+            Err(StoreError::StorageFull { .. })
+        ));
+        assert!(matches!(
+            log.has_space(),
+            Err(StoreError::StorageFull { .. })
+        ));
+        assert!(log.save_snapshot("t", 1, b"s").is_err());
+        assert_eq!(log.events.len(), 0);
+        assert_eq!(log.snapshots.len(), 0);
     }
 
     #[test]

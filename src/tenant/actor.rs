@@ -15,12 +15,13 @@ use tokio::sync::oneshot;
 
 use super::pending::{Pending, WithPending};
 use super::recovery::{save_snapshot_of, snapshot_due};
+use super::registry::WriteFailures;
 use super::{
     answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
 };
 use crate::codec::{encode_into, EventMeta, RequestId};
 use crate::domain::{decide, evolve, Command, UserFlowEvent, UserFlows};
-use crate::store::{Commit, EventLog, EventStream, RecordBatch};
+use crate::store::{Commit, EventLog, EventStream, RecordBatch, StoreError};
 
 /// A place in a tenant's bounded queue; freed when dropped.
 pub(super) struct Permit(pub(super) Arc<AtomicUsize>);
@@ -70,17 +71,24 @@ pub(super) const WRITE_BEHIND_DELAY: Duration = Duration::from_millis(5);
 #[rtype(result = "()")]
 pub(super) struct Stop;
 
+/// How long a tenant written behind waits before it tries again a batch it could not write.
+const RETRY_WRITE_AFTER: Duration = Duration::from_secs(1);
+
 /// From the group commit: every event up to `up_to` is durable (or the flush failed).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Durable {
     up_to: u64,
+    /// The actor's epoch when the batch was written: a flush that failed starts a new one, and
+    /// an answer from before it covers nothing that is still waiting.
+    epoch: u64,
     result: Result<(), String>,
 }
 
 pub(super) enum Health {
     Ready(UserFlows),
-    /// The log could not be recovered, or a flush failed: every request gets 503.
+    /// The log could not be recovered, or an append went wrong in a way that may have
+    /// written something: every request gets 503.
     Broken(String),
 }
 
@@ -120,6 +128,17 @@ pub(super) struct TenantActor {
     /// The log stores on append (relaxed, in memory): events are applied and answered when
     /// decided, and written behind.
     write_behind: bool,
+    /// Counts the flushes that failed; see [`Durable::epoch`].
+    epoch: u64,
+    /// Set when a failed write could not be undone: writes are refused (507) until restart,
+    /// reads still answered from the durable state.
+    write_failure: Option<String>,
+    /// Tenants whose last write failed, and why, for readiness; this tenant is in it while
+    /// `failing`.
+    write_failures: WriteFailures,
+    failing: bool,
+    /// Written behind: a timer is due to write the batch.
+    timer_armed: bool,
     /// Held for as long as the actor lives: a stopping registry waits until every one is gone.
     _alive: Arc<()>,
 }
@@ -134,6 +153,7 @@ pub(super) struct ActorStart {
     pub(super) applied_seq: u64,
     pub(super) snapshot_every: Option<u64>,
     pub(super) appended: Arc<AtomicU64>,
+    pub(super) write_failures: WriteFailures,
     pub(super) alive: Arc<()>,
 }
 
@@ -154,7 +174,36 @@ impl TenantActor {
             snapshot_every: start.snapshot_every,
             snapshot_seq: start.applied_seq,
             appended: start.appended,
+            epoch: 0,
+            write_failure: None,
+            write_failures: start.write_failures,
+            failing: false,
+            timer_armed: false,
             _alive: start.alive,
+        }
+    }
+
+    /// A write that cannot be stored now (507): names why, and lists the tenant for readiness.
+    fn cannot_write(&mut self, reason: &str) -> TenantError {
+        self.failing = true;
+        if let Ok(mut failures) = self.write_failures.lock() {
+            if failures
+                .get(self.tenant.as_str())
+                .is_none_or(|r| r != reason)
+            {
+                failures.insert(self.tenant.as_str().to_owned(), reason.to_owned());
+            }
+        }
+        TenantError::CannotWrite(reason.to_owned())
+    }
+
+    /// A write of this tenant was stored: it no longer fails.
+    fn wrote(&mut self) {
+        if self.failing {
+            self.failing = false;
+            if let Ok(mut failures) = self.write_failures.lock() {
+                failures.remove(self.tenant.as_str());
+            }
         }
     }
 
@@ -181,6 +230,15 @@ impl TenantActor {
             pending: &self.pending,
         };
         let event = decide(&view, command)?;
+        // Only a command that makes an event needs the disk: a refusal is answered whatever
+        // its state. The free-space guard refuses before anything is staged.
+        if let Some(reason) = &self.write_failure {
+            let reason = reason.clone();
+            return Err(self.cannot_write(&reason));
+        }
+        if let Err(e) = self.log.has_space() {
+            return Err(TenantError::CannotWrite(e.to_string()));
+        }
         let seq = self.batch.next_seq();
         let meta = EventMeta {
             recorded_at: SystemTime::now(),
@@ -200,32 +258,105 @@ impl TenantActor {
             return;
         };
         let me = ctx.address();
+        let epoch = self.epoch;
         self.log.when_durable(
             events,
             Box::new(move |result| {
-                me.do_send(Durable { up_to, result });
+                me.do_send(Durable {
+                    up_to,
+                    epoch,
+                    result,
+                });
             }),
         );
     }
 
     /// Appends the batch with one write: its last seq and its number of events, or `None` when
-    /// it was empty or the write failed (and the tenant is now unavailable).
+    /// it was empty or the write failed.
+    ///
+    /// A write the store refused wrote nothing (appends are all or none). Waiting for the disk,
+    /// its events are refused with 507 and the state goes on without them; written behind, they
+    /// were answered already, so the batch is kept and tried again. An append that found its
+    /// seq taken (a second writer) stops the tenant.
     fn append_batch(&mut self) -> Option<(u64, u64)> {
         if self.batch.is_empty() {
             return None;
         }
         let up_to = self.batch.last_seq();
-        if let Err(e) = self.stream.append(&self.batch) {
-            tracing::error!(tenant = %self.tenant, up_to, error = %e, "append failed");
-            self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1);
-            // Events were decided against the ones lost: stop serving this state.
-            self.fail(format!("an append failed: {e}"));
-            return None;
+        match self.stream.append(&self.batch) {
+            Ok(()) => {}
+            Err(e @ (StoreError::OutOfOrder { .. } | StoreError::AlreadyWritten { .. })) => {
+                tracing::error!(tenant = %self.tenant, up_to, error = %e, "append failed");
+                self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1);
+                // Events were decided against the ones lost: stop serving this state.
+                self.fail(format!("an append failed: {e}"));
+                return None;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(tenant = %self.tenant, up_to, error = %reason, "a batch could not be written");
+                if self.write_behind {
+                    self.cannot_write(&reason);
+                } else {
+                    self.refuse_unwritten(&reason);
+                }
+                return None;
+            }
         }
         let events = self.batch.len();
         self.appended.fetch_add(events, Ordering::Relaxed);
         self.batch.restart();
+        if self.write_behind {
+            self.wrote();
+        }
         Some((up_to, events))
+    }
+
+    /// Waiting for the disk: the batch was not written. Its events (and the refusals decided
+    /// against them) are answered 507 and forgotten; events appended earlier still wait for
+    /// their flush, and what is pending is rebuilt from them.
+    fn refuse_unwritten(&mut self, reason: &str) {
+        let written = self.stream.last_seq();
+        self.batch = RecordBatch::starting_at(written + 1);
+        self.cannot_write(reason);
+        while self.waiting.back().is_some_and(|w| w.seq > written) {
+            if let Some(waiting) = self.waiting.pop_back() {
+                let _ = waiting
+                    .reply
+                    .send(Err(TenantError::CannotWrite(reason.to_owned())));
+            }
+        }
+        self.pending.clear();
+        for waiting in &self.waiting {
+            if let Ok(event) = &waiting.decision {
+                self.pending.record(waiting.seq, event);
+            }
+        }
+    }
+
+    /// A flush failed: nothing appended since the last durable event may be acknowledged.
+    /// Every waiting client gets 507, and those events are removed from the stream so that
+    /// none of them can surface later; the tenant then writes again from its durable state. If
+    /// the store cannot even remove them, writes stay refused until restart (reads go on).
+    fn flush_failed(&mut self, reason: &str) {
+        self.epoch += 1;
+        self.cannot_write(reason);
+        for waiting in self.waiting.drain(..) {
+            let _ = waiting
+                .reply
+                .send(Err(TenantError::CannotWrite(reason.to_owned())));
+        }
+        self.pending.clear();
+        match self.stream.truncate_after(self.applied_seq) {
+            Ok(()) => self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1),
+            Err(e) => {
+                tracing::error!(tenant = %self.tenant, error = %e, "the events of a failed flush cannot be removed; writes are refused until restart");
+                self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1);
+                self.write_failure = Some(format!(
+                    "{reason}; its events could not be removed ({e}), restart once the disk is fixed"
+                ));
+            }
+        }
     }
 
     /// Applies every waiting event up to `up_to` and sends the held-back replies.
@@ -246,6 +377,7 @@ impl TenantActor {
             });
             let _ = reply.send(answer);
         }
+        self.wrote();
     }
 
     /// The state in memory may now differ from what survives a crash: every waiting client
@@ -273,6 +405,9 @@ impl TenantActor {
         // A snapshot never runs ahead of the log.
         if self.write_behind {
             self.append_batch();
+            if !self.batch.is_empty() {
+                return;
+            }
         }
         if let Health::Ready(flows) = &self.health {
             save_snapshot_of(self.log.as_ref(), self.tenant.as_str(), seq, flows);
@@ -302,11 +437,26 @@ impl TenantActor {
     fn write_behind_when_due(&mut self, ctx: &mut Context<Self>) {
         if self.batch.len() >= MAX_BATCH {
             self.append_batch();
-        } else if self.batch.len() == 1 {
-            ctx.run_later(WRITE_BEHIND_DELAY, |actor, _| {
-                actor.append_batch();
-            });
         }
+        if !self.batch.is_empty() {
+            self.arm_timer(ctx, WRITE_BEHIND_DELAY);
+        }
+    }
+
+    /// Written behind: writes the batch after `delay`, and again every [`RETRY_WRITE_AFTER`]
+    /// while the store refuses it.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>, delay: Duration) {
+        if self.timer_armed {
+            return;
+        }
+        self.timer_armed = true;
+        ctx.run_later(delay, |actor, ctx| {
+            actor.timer_armed = false;
+            actor.append_batch();
+            if !actor.batch.is_empty() {
+                actor.arm_timer(ctx, RETRY_WRITE_AFTER);
+            }
+        });
     }
 
     fn summary(&self) -> TenantSummary {
@@ -387,11 +537,14 @@ impl Handler<Durable> for TenantActor {
     type Result = ();
 
     fn handle(&mut self, msg: Durable, _ctx: &mut Self::Context) {
+        if msg.epoch != self.epoch {
+            return;
+        }
         match msg.result {
             Ok(()) => self.settle(msg.up_to),
             Err(reason) => {
-                tracing::error!(tenant = %self.tenant, %reason, "flush failed; tenant unavailable");
-                self.fail(format!("a flush failed: {reason}"));
+                tracing::error!(tenant = %self.tenant, %reason, "a flush failed; its writes are refused");
+                self.flush_failed(&format!("a flush failed: {reason}"));
             }
         }
     }

@@ -154,8 +154,8 @@ pub fn answer(flows: &UserFlows, read: &Read) -> ReadOutcome {
 }
 
 /// Why a tenant could not answer. HTTP maps `Domain` by its variant, `Busy`, `Unavailable`,
-/// `ShuttingDown`, `Recovering` and `Storage` to 503 `serviceNotAvailable` with `Retry-After`, and `Internal`
-/// to 500.
+/// `ShuttingDown`, `Recovering` and `Storage` to 503 `serviceNotAvailable` with `Retry-After`,
+/// `CannotWrite` to 507 `insufficientStorage` with `Retry-After`, and `Internal` to 500.
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
     #[error(transparent)]
@@ -170,12 +170,18 @@ pub enum TenantError {
     Recovering,
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The write cannot be stored now (a full disk, a failed flush); nothing was stored.
+    #[error("{0}")]
+    CannotWrite(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl From<StoreError> for TenantError {
     fn from(e: StoreError) -> Self {
-        Self::Storage(e.to_string())
+        match e {
+            StoreError::StorageFull { .. } => Self::CannotWrite(e.to_string()),
+            e => Self::Storage(e.to_string()),
+        }
     }
 }

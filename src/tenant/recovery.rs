@@ -457,6 +457,10 @@ mod tests {
                 .extend(batch.records().map(|(seq, record)| (seq, record.to_vec())));
             Ok(())
         }
+        fn truncate_after(&mut self, seq: u64) -> Result<(), StoreError> {
+            drop(self.0.split_off(&(seq + 1)));
+            Ok(())
+        }
         fn scan(&self, from: u64, visit: &mut crate::store::Visit<'_>) -> Result<(), StoreError> {
             for (seq, record) in self.0.range(from..) {
                 if !visit(*seq, record)? {

@@ -4,7 +4,7 @@
 //! tenant and stops every actor at shutdown. Until start-up recovery ([`super::startup`]) is
 //! done it is not ready and tenants answer 503.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,6 +23,10 @@ use crate::store::{CommitStats, EventLog, EventStream};
 
 /// How long a stopping registry waits for its actors to go (and write what they hold).
 const ACTORS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Tenants whose last write could not be stored, and why (for readiness); an actor adds
+/// itself on a refused write and leaves on its next stored one.
+pub(super) type WriteFailures = Arc<Mutex<BTreeMap<String, String>>>;
 
 /// How the registry is set up.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +61,7 @@ pub struct TenantRegistry {
     /// on a not yet recovered stream would start from an empty state.
     pub(super) ready: AtomicBool,
     pub(super) recovery: Mutex<Option<RecoverySummary>>,
+    write_failures: WriteFailures,
 }
 
 impl TenantRegistry {
@@ -75,6 +80,7 @@ impl TenantRegistry {
             appended: Arc::new(AtomicU64::new(0)),
             ready: AtomicBool::new(false),
             recovery: Mutex::new(None),
+            write_failures: WriteFailures::default(),
         }
     }
 
@@ -105,6 +111,7 @@ impl TenantRegistry {
             applied_seq,
             snapshot_every: self.options.snapshot_every,
             appended: Arc::clone(&self.appended),
+            write_failures: Arc::clone(&self.write_failures),
             alive,
         });
         Ok(TenantHandle {
@@ -131,6 +138,19 @@ impl TenantRegistry {
     #[must_use]
     pub fn events_appended(&self) -> u64 {
         self.appended.load(Ordering::Relaxed)
+    }
+
+    /// What keeps writes from being stored now: the store's reason when it refuses every
+    /// write (the disk below its reserve), and each tenant whose last write failed, with why.
+    #[must_use]
+    pub fn write_problems(&self) -> (Option<String>, BTreeMap<String, String>) {
+        let store = self.log.has_space().err().map(|e| e.to_string());
+        let tenants = self
+            .write_failures
+            .lock()
+            .map(|failures| failures.clone())
+            .unwrap_or_default();
+        (store, tenants)
     }
 
     /// Counters of the log's group commit so far.

@@ -3,7 +3,7 @@
 //! mailbox becomes one write, writing behind, failures, back-pressure and resets; and which
 //! strings are tenant ids.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::actor::{MAX_BATCH, WRITE_BEHIND_DELAY};
@@ -23,12 +23,25 @@ struct TestLog {
     held: Mutex<Vec<DurableCallback>>,
     /// The number of events of each append, in order.
     writes: Arc<Mutex<Vec<u64>>>,
+    /// The disk is below its reserve: `has_space` and every append refuse.
+    full: Arc<AtomicBool>,
+    /// Appends refuse (as the store does when the disk fills between the guard's readings).
+    refuse_appends: Arc<AtomicBool>,
 }
 
 /// A stream of a [`TestLog`].
 struct CountedStream {
     inner: Box<dyn EventStream>,
     writes: Arc<Mutex<Vec<u64>>>,
+    full: Arc<AtomicBool>,
+    refuse_appends: Arc<AtomicBool>,
+}
+
+fn storage_full() -> StoreError {
+    StoreError::StorageFull {
+        free: 1,
+        reserve: 2,
+    }
 }
 
 impl EventStream for CountedStream {
@@ -36,9 +49,15 @@ impl EventStream for CountedStream {
         self.inner.last_seq()
     }
     fn append(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        if self.full.load(Ordering::Acquire) || self.refuse_appends.load(Ordering::Acquire) {
+            return Err(storage_full());
+        }
         self.inner.append(batch)?;
         self.writes.lock().unwrap().push(batch.len());
         Ok(())
+    }
+    fn truncate_after(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.inner.truncate_after(seq)
     }
     fn scan(&self, from: u64, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         self.inner.scan(from, visit)
@@ -55,6 +74,8 @@ impl TestLog {
             commit,
             held: Mutex::default(),
             writes: Arc::default(),
+            full: Arc::default(),
+            refuse_appends: Arc::default(),
         }
     }
 
@@ -68,6 +89,18 @@ impl TestLog {
             done(Ok(()));
         }
     }
+
+    /// Ends the oldest held flush with `result`.
+    fn finish_oldest(&self, result: Result<(), String>) {
+        let done = self.held.lock().unwrap().remove(0);
+        done(result);
+    }
+
+    async fn wait_for_flushes(&self, n: usize) {
+        while self.held.lock().unwrap().len() < n {
+            actix_web::rt::task::yield_now().await;
+        }
+    }
 }
 
 impl EventLog for TestLog {
@@ -78,6 +111,8 @@ impl EventLog for TestLog {
         Ok(Box::new(CountedStream {
             inner: self.inner.open(tenant)?,
             writes: Arc::clone(&self.writes),
+            full: Arc::clone(&self.full),
+            refuse_appends: Arc::clone(&self.refuse_appends),
         }))
     }
     fn commit(&self) -> Commit {
@@ -94,6 +129,12 @@ impl EventLog for TestLog {
     }
     fn commit_stats(&self) -> CommitStats {
         CommitStats::default()
+    }
+    fn has_space(&self) -> Result<(), StoreError> {
+        if self.full.load(Ordering::Acquire) {
+            return Err(storage_full());
+        }
+        Ok(())
     }
     fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError> {
         self.inner.has_tenant(tenant)
@@ -423,6 +464,134 @@ async fn written_behind_a_failed_write_makes_the_tenant_unavailable() {
     assert_unavailable(&handle).await;
     assert!(log.writes().is_empty());
     assert_eq!(stored(&log), 1);
+    registry.shutdown();
+}
+
+fn cannot_write<T: std::fmt::Debug>(answer: &Result<T, TenantError>) -> bool {
+    matches!(answer, Err(TenantError::CannotWrite(_)))
+}
+
+#[actix_web::test]
+async fn a_full_disk_refuses_writes_with_cannot_write_still_answers_reads_and_refusals_and_resumes_by_itself(
+) {
+    let (log, registry, handle) = held_tenant();
+    let h = handle.clone();
+    let first = actix_web::rt::spawn(async move { h.execute(create("a"), meta()).await });
+    log.wait_for_flushes(1).await;
+    log.complete_flush();
+    assert!(first.await.unwrap().is_ok());
+    log.full.store(true, Ordering::Release);
+    assert!(cannot_write(&handle.execute(create("b"), meta()).await));
+    // A command that stores nothing needs no disk: its own answer.
+    assert!(matches!(
+        handle.execute(create("a"), meta()).await,
+        Err(TenantError::Domain(_))
+    ));
+    assert!(matches!(
+        handle.read(Read::Count).await,
+        Ok(ReadOutcome::Count(1))
+    ));
+    assert!(registry.write_problems().0.is_some(), "readiness names it");
+    assert_eq!(stored(&log), 1, "nothing of the refused write was stored");
+    log.full.store(false, Ordering::Release);
+    assert!(registry.write_problems().0.is_none());
+    let h = handle.clone();
+    let again = actix_web::rt::spawn(async move { h.execute(create("b"), meta()).await });
+    log.wait_for_flushes(1).await;
+    log.complete_flush();
+    assert!(again.await.unwrap().is_ok());
+    assert_eq!(stored(&log), 2);
+    registry.shutdown();
+}
+
+#[actix_web::test]
+async fn a_batch_the_store_refuses_is_answered_cannot_write_and_the_state_goes_on_without_it() {
+    let (log, registry, handle) = held_tenant();
+    let h = handle.clone();
+    let first = actix_web::rt::spawn(async move { h.execute(create("a"), meta()).await });
+    log.wait_for_flushes(1).await;
+    // `a` was written and waits for its flush; `b` and a second `c` are refused at append.
+    log.refuse_appends.store(true, Ordering::Release);
+    let release = hold_the_arbiter(&registry);
+    let refused = queue_creates(&handle, &["b", "c", "C"]).await;
+    release.send(()).unwrap();
+    for answer in refused {
+        let answer = answer.await.unwrap();
+        assert!(cannot_write(&answer), "{answer:?}");
+    }
+    let problems = registry.write_problems().1;
+    assert!(problems.contains_key("t"), "{problems:?}");
+    log.refuse_appends.store(false, Ordering::Release);
+    log.complete_flush();
+    assert!(first.await.unwrap().is_ok());
+    // Nothing pending remembers `b`: it is created now, and `a` is still a duplicate.
+    let (h1, h2) = (handle.clone(), handle.clone());
+    let b = actix_web::rt::spawn(async move { h1.execute(create("b"), meta()).await });
+    let a = actix_web::rt::spawn(async move { h2.execute(create("a"), meta()).await });
+    log.wait_for_flushes(1).await;
+    log.complete_flush();
+    assert!(b.await.unwrap().is_ok());
+    assert!(matches!(a.await.unwrap(), Err(TenantError::Domain(_))));
+    assert_eq!(stored(&log), 2);
+    assert!(
+        registry.write_problems().1.is_empty(),
+        "a stored write clears it"
+    );
+    registry.shutdown();
+}
+
+#[actix_web::test]
+async fn a_failed_flush_answers_cannot_write_removes_its_events_and_the_tenant_writes_again() {
+    let (log, registry, handle) = held_tenant();
+    let (h1, h2) = (handle.clone(), handle.clone());
+    let a = actix_web::rt::spawn(async move { h1.execute(create("a"), meta()).await });
+    log.wait_for_flushes(1).await;
+    let b = actix_web::rt::spawn(async move { h2.execute(create("b"), meta()).await });
+    log.wait_for_flushes(2).await;
+    assert_eq!(stored(&log), 2);
+    // The flush of `a` fails: `b`, decided after it, goes too, and neither stays stored.
+    log.finish_oldest(Err("no space left".to_owned()));
+    assert!(cannot_write(&a.await.unwrap()));
+    assert!(cannot_write(&b.await.unwrap()));
+    assert_eq!(stored(&log), 0);
+    assert!(matches!(
+        handle.read(Read::Count).await,
+        Ok(ReadOutcome::Count(0))
+    ));
+    let h = handle.clone();
+    let c = actix_web::rt::spawn(async move { h.execute(create("c"), meta()).await });
+    log.wait_for_flushes(2).await;
+    // The flush that covered `b` completes late: it covers nothing written since.
+    log.finish_oldest(Ok(()));
+    settle().await;
+    assert!(!c.is_finished(), "answered before its own flush");
+    log.finish_oldest(Ok(()));
+    assert!(c.await.unwrap().is_ok());
+    assert_eq!(stored(&log), 1);
+    assert!(matches!(
+        handle.read(Read::Count).await,
+        Ok(ReadOutcome::Count(1))
+    ));
+    registry.shutdown();
+}
+
+#[actix_web::test]
+async fn written_behind_a_batch_the_store_refuses_is_kept_and_written_once_it_can_be() {
+    let (log, registry, handle) = tenant_over(Commit::OnAppend);
+    log.refuse_appends.store(true, Ordering::Release);
+    assert!(handle.execute(create("a"), meta()).await.is_ok());
+    actix_web::rt::time::sleep(WRITE_BEHIND_DELAY * 4).await;
+    assert_eq!(stored(&log), 0);
+    assert!(registry.write_problems().1.contains_key("t"));
+    log.refuse_appends.store(false, Ordering::Release);
+    for _ in 0..300 {
+        if stored(&log) == 1 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(stored(&log), 1, "written on a retry");
+    assert!(registry.write_problems().1.is_empty());
     registry.shutdown();
 }
 

@@ -47,7 +47,7 @@ pub fn start_binary(dir: &Path, extra: &[&str]) -> (Child, String) {
 }
 
 /// The status of a create, or the transport error as text.
-fn post(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> Result<u16, String> {
+pub fn post(agent: &ureq::Agent, base: &str, token: &str, id: &str) -> Result<u16, String> {
     let result = agent
         .post(&format!("{base}/beta/identity/userFlows"))
         .set("Authorization", &format!("Bearer {token}"))

@@ -10,6 +10,7 @@ mod admin;
 mod auth;
 mod crash;
 mod create;
+mod disk_full;
 mod fuzz_corpus;
 mod helpers;
 mod log_cli;
