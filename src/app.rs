@@ -12,7 +12,9 @@ use actix_web::dev::{Server, ServerHandle};
 use crate::config::{Durability, Settings, Storage};
 use crate::http::{self, AdminAccess, AppState};
 use crate::store::{EventLog, MemoryEventLog, SledEventLog, StoreError};
-use crate::tenant::{Placement, RegistryOptions, TenantRegistry};
+use crate::tenant::{
+    canonical_stream_names, Placement, RegistryOptions, StreamNameError, TenantRegistry,
+};
 
 /// How long a stopping server waits for its HTTP workers to let go of the storage.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +31,8 @@ pub enum StartError {
     },
     #[error("cannot start the recovery thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    StreamNames(#[from] StreamNameError),
 }
 
 /// A built server, listening, recovering tenants in the background.
@@ -52,6 +56,7 @@ impl Application {
             )?),
             Storage::Memory => Arc::new(MemoryEventLog::new()),
         };
+        canonical_stream_names(log.as_ref())?;
         let registry = Arc::new(TenantRegistry::new(
             Arc::clone(&log),
             RegistryOptions {

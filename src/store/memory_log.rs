@@ -101,6 +101,19 @@ impl EventLog for MemoryEventLog {
         Ok(())
     }
 
+    fn rename_tenant(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let mut streams = self.streams.lock().map_err(|_| StoreError::Poisoned)?;
+        if let Some(records) = streams.remove(from) {
+            streams.insert(to.to_owned(), records);
+        }
+        drop(streams);
+        let mut snapshots = self.snapshots.lock().map_err(|_| StoreError::Poisoned)?;
+        if let Some(snapshot) = snapshots.remove(from) {
+            snapshots.insert(to.to_owned(), snapshot);
+        }
+        Ok(())
+    }
+
     fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError> {
         self.snapshots
             .lock()

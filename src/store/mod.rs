@@ -91,6 +91,9 @@ pub trait EventLog: Send + Sync {
     fn has_tenant(&self, tenant: &str) -> Result<bool, StoreError>;
     /// Deletes a tenant's stream and snapshots: destructive, for test isolation.
     fn remove_tenant(&self, tenant: &str) -> Result<(), StoreError>;
+    /// Moves every event and snapshot of `from` to `to`, which must have none, and makes the
+    /// move durable. For start-up only, before any stream is opened.
+    fn rename_tenant(&self, from: &str, to: &str) -> Result<(), StoreError>;
     /// Stores a snapshot of a tenant's state at `seq` (encoded by the codec); older ones
     /// may be dropped. Events are never deleted because of a snapshot.
     fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError>;

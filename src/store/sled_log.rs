@@ -298,6 +298,25 @@ impl EventLog for SledEventLog {
         Ok(())
     }
 
+    fn rename_tenant(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let old = tenant_prefix(from);
+        let new = tenant_prefix(to);
+        // Copied, made durable, then removed: a move cut short leaves both copies, and the
+        // next start, finding two streams for one tenant, names them instead of guessing.
+        for tree in [&self.events, &self.snapshots] {
+            for entry in tree.range(old.clone()..tenant_end(from)) {
+                let (key, value) = entry?;
+                let mut moved = new.clone();
+                moved.extend_from_slice(&key[old.len()..]);
+                tree.insert(moved, value)?;
+            }
+        }
+        self.db.flush()?;
+        self.remove_tenant(from)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     fn save_snapshot(&self, tenant: &str, seq: u64, snapshot: &[u8]) -> Result<(), StoreError> {
         self.space.check()?;
         self.snapshots.insert(event_key(tenant, seq), snapshot)?;

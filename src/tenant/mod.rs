@@ -22,7 +22,7 @@ pub use handle::TenantHandle;
 pub use pool::Placement;
 pub use recovery::{recover, replay, Recovered, Recovery, RecoveryError};
 pub use registry::{RegistryOptions, TenantRegistry};
-pub use startup::RecoverySummary;
+pub use startup::{canonical_stream_names, RecoverySummary, StreamNameError};
 
 /// (policy) Longest tenant id accepted from a token.
 const MAX_TENANT_LEN: usize = 128;

@@ -11,13 +11,61 @@ use super::actor::Health;
 use super::recovery::recover;
 use super::registry::{poisoned, Slot, TenantRegistry};
 use super::{TenantError, TenantId};
-use crate::store::{EventStream, StoreError};
+use crate::store::{EventLog, EventStream, StoreError};
 
 type RecoveredStream = Result<(Box<dyn EventStream>, Health, u64), StoreError>;
 
 /// How long recovery waits for the HTTP workers to join the pool (they start within
 /// milliseconds).
 const WORKERS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why the streams of a data directory cannot be given their tenants' names.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamNameError {
+    #[error(
+        "the data directory holds {} streams of tenant {tenant}: {} (written before GUID tenant \
+         ids were compared ignoring case); keep one with the log tools, as docs/operations.md \
+         shows under 'Two streams of one tenant'",
+        streams.len(),
+        streams.join(", ")
+    )]
+    Clash {
+        tenant: String,
+        streams: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Gives every stream its tenant's name before recovery: a GUID tenant's stream stored in
+/// another letter case (written before GUIDs were compared ignoring case) is renamed to the
+/// lower-case id; two streams that name one tenant refuse the start, naming both. Returns how
+/// many streams were renamed.
+pub fn canonical_stream_names(log: &dyn EventLog) -> Result<usize, StreamNameError> {
+    let mut by_tenant: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for name in log.tenants()? {
+        if let Some(tenant) = TenantId::parse(&name) {
+            by_tenant
+                .entry(tenant.as_str().to_owned())
+                .or_default()
+                .push(name);
+        }
+    }
+    let mut renamed = 0;
+    for (tenant, streams) in by_tenant {
+        match streams.as_slice() {
+            [only] if *only == tenant => {}
+            [only] => {
+                tracing::info!(from = %only, to = %tenant, "renaming a tenant's stream to its lower-case id");
+                log.rename_tenant(only, &tenant)?;
+                renamed += 1;
+            }
+            _ => return Err(StreamNameError::Clash { tenant, streams }),
+        }
+    }
+    Ok(renamed)
+}
 
 /// What start-up recovery found.
 #[derive(Debug, Clone, Default)]

@@ -142,6 +142,9 @@ impl EventLog for TestLog {
     fn remove_tenant(&self, tenant: &str) -> Result<(), StoreError> {
         self.inner.remove_tenant(tenant)
     }
+    fn rename_tenant(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.inner.rename_tenant(from, to)
+    }
     fn save_snapshot(&self, tenant: &str, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
         self.inner.save_snapshot(tenant, seq, bytes)
     }

@@ -52,3 +52,62 @@ fn refused_and_empty_requests_leave_no_tenant_in_memory_or_on_disk() {
     let ready = app.request("GET", "/_emulator/ready", &[], None).json();
     assert_eq!(ready["tenants"], 1, "{ready}");
 }
+
+const LOWER: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+const UPPER: &str = "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE";
+
+/// A stopped app's directory whose only stream of the GUID tenant is stored in upper case, as
+/// servers wrote it before GUIDs were compared ignoring case.
+fn a_stream_stored_in_upper_case() -> crate::helpers::TestApp {
+    use userflows_emulator::store::{EventLog, SledEventLog};
+    let mut app = spawn_app();
+    for id in ["one", "two"] {
+        assert_eq!(app.create_as(&token_for(LOWER), &flow(id)).status, 201);
+    }
+    app.stop();
+    SledEventLog::open(&app.data_dir(), false)
+        .unwrap()
+        .rename_tenant(LOWER, UPPER)
+        .unwrap();
+    assert_eq!(stored_events(&app.data_dir(), LOWER), 0);
+    assert_eq!(stored_events(&app.data_dir(), UPPER), 2);
+    app
+}
+
+#[test]
+fn a_guid_stream_stored_in_upper_case_is_renamed_to_its_tenant_at_start() {
+    let mut app = a_stream_stored_in_upper_case();
+    app.start();
+    let token = token_for(UPPER);
+    assert_eq!(app.get_as(&token, "B2C_1_one").status, 200);
+    assert_eq!(app.get_as(&token_for(LOWER), "B2C_1_two").status, 200);
+    let events = app.request(
+        "GET",
+        &format!("/_emulator/tenants/{LOWER}/events"),
+        &[],
+        None,
+    );
+    assert_eq!(events.status, 200);
+    assert_eq!(events.body.lines().count(), 2);
+    app.stop();
+    assert_eq!(stored_events(&app.data_dir(), UPPER), 0);
+    assert_eq!(stored_events(&app.data_dir(), LOWER), 2);
+}
+
+#[test]
+fn two_streams_of_one_guid_tenant_refuse_the_start_naming_both() {
+    let app = a_stream_stored_in_upper_case();
+    let record = crate::helpers::RawEvents::open(&app.data_dir(), UPPER).get(1);
+    crate::helpers::RawEvents::open(&app.data_dir(), LOWER).insert(1, record);
+    let Err(error) = userflows_emulator::app::BackgroundServer::start(&app.settings) else {
+        panic!("the server started");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(LOWER) && message.contains(UPPER),
+        "{message}"
+    );
+    // Nothing was changed.
+    assert_eq!(stored_events(&app.data_dir(), UPPER), 2);
+    assert_eq!(stored_events(&app.data_dir(), LOWER), 1);
+}
