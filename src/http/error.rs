@@ -148,6 +148,38 @@ impl ApiError {
     }
 }
 
+/// The Graph error body of an answer the HTTP layer itself writes for a request it could not
+/// parse (400), whose headers were too large (431) or too slow (408); `None` for other statuses.
+#[must_use]
+pub(crate) fn protocol_error_body(status: u16, request_id: &str) -> Option<Vec<u8>> {
+    let (code, message) = match status {
+        400 => ("BadRequest", "The request is not valid HTTP/1.1."),
+        408 => (
+            "RequestTimeout",
+            "The request headers were not received in time.",
+        ),
+        431 => (
+            "RequestHeaderFieldsTooLarge",
+            "The request headers exceed the server's limit.",
+        ),
+        _ => return None,
+    };
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    serde_json::to_vec(&Envelope {
+        error: Body {
+            code,
+            message,
+            details: Vec::new(),
+            inner_error: InnerError {
+                date: date.trim_end_matches('Z'),
+                request_id,
+                client_request_id: request_id,
+            },
+        },
+    })
+    .ok()
+}
+
 #[derive(Serialize)]
 struct Envelope<'a> {
     error: Body<'a>,

@@ -147,3 +147,64 @@ fn health_and_readiness_answer_head() {
         assert!(head.body.is_empty(), "{path}: {}", head.body);
     }
 }
+
+/// Sends raw bytes on a new connection and reads until the server closes it.
+fn raw_exchange(app: &crate::helpers::TestApp, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    // A reset after the answer (unread request bytes) ends the read too.
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8(answer).unwrap()
+}
+
+/// The status, the `request-id` header and the envelope of a raw answer.
+fn graph_error_of(answer: &str) -> (u16, String, serde_json::Value) {
+    let (head, body) = answer.split_once("\r\n\r\n").expect(answer);
+    let status = head[9..12].parse().unwrap();
+    let request_id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("request-id: "))
+        .expect(head)
+        .to_owned();
+    (status, request_id, serde_json::from_str(body).expect(body))
+}
+
+#[test]
+fn requests_that_are_not_http_get_the_graph_envelope_from_the_http_layer_too() {
+    let app = spawn_app();
+    let many = "X-H: v\r\n".repeat(200);
+    let many = format!("GET /beta/identity/userFlows HTTP/1.1\r\nHost: localhost\r\n{many}\r\n");
+    for (bytes, status, code) in [
+        ("GARBAGE\r\n\r\n".to_owned(), 400, "BadRequest"),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n".to_owned(),
+            400,
+            "BadRequest",
+        ),
+        (many, 431, "RequestHeaderFieldsTooLarge"),
+        // Headers that never end: the head timeout.
+        (
+            "GET /beta/identity/userFlows HTTP/1.1\r\nHost: localhost\r\n".to_owned(),
+            408,
+            "RequestTimeout",
+        ),
+    ] {
+        let answer = raw_exchange(&app, bytes.as_bytes());
+        let (got, request_id, envelope) = graph_error_of(&answer);
+        assert_eq!(got, status, "{answer}");
+        assert_eq!(envelope["error"]["code"], code, "{answer}");
+        assert_eq!(
+            envelope["error"]["innerError"]["request-id"],
+            request_id.as_str()
+        );
+        assert!(answer.contains("content-type: application/json\r\n"));
+    }
+    // The server is unharmed.
+    assert_eq!(app.create(&flow("after")).status, 201);
+}

@@ -1,0 +1,159 @@
+//! Answers to requests that never reach a handler: a request line or headers that are not valid
+//! HTTP (400), headers over the limit (431) or headers that do not arrive in time (408). actix's
+//! HTTP/1 dispatcher writes those itself with an empty body; this stream wrapper, between the
+//! socket and the dispatcher, rewrites each into the Graph error envelope with a request id, and
+//! logs it at INFO (the client is at fault, not the server).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::error::protocol_error_body;
+
+/// The heads the dispatcher writes for its own errors, each closing the connection.
+const CANNED: [(u16, &[u8]); 3] = [
+    (
+        400,
+        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n",
+    ),
+    (
+        408,
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n",
+    ),
+    (
+        431,
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n",
+    ),
+];
+
+/// A connection's stream, rewriting the dispatcher's empty error answers on their way out.
+pub(crate) struct ProtocolErrors<S> {
+    inner: S,
+    peer: Option<SocketAddr>,
+    /// A rewritten answer not yet written, from `written` on.
+    pending: Vec<u8>,
+    written: usize,
+}
+
+impl<S> ProtocolErrors<S> {
+    pub(crate) fn new(inner: S, peer: Option<SocketAddr>) -> Self {
+        Self {
+            inner,
+            peer,
+            pending: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+/// `bytes` with a canned error answer in it replaced by the Graph one; `None` when it has none.
+fn rewrite(bytes: &[u8], peer: Option<SocketAddr>) -> Option<Vec<u8>> {
+    let (at, status, canned) = CANNED.iter().find_map(|(status, canned)| {
+        memchr::memmem::find(bytes, canned).map(|at| (at, *status, *canned))
+    })?;
+    let rest = at + canned.len();
+    // The dispatcher's other header lines (its `date`) and the blank line end the head.
+    let end_of_head = rest + memchr::memmem::find(&bytes[rest..], b"\r\n\r\n")? + 4;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = protocol_error_body(status, &request_id)?;
+    tracing::info!(status, %request_id, peer = ?peer, "refused a request before parsing it");
+    let status_line = &canned[..canned.len() - b"content-length: 0\r\nconnection: close\r\n".len()];
+    let mut out = Vec::with_capacity(bytes.len() + body.len() + 200);
+    out.extend_from_slice(&bytes[..at]);
+    out.extend_from_slice(status_line);
+    out.extend_from_slice(b"content-type: application/json\r\n");
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(b"connection: close\r\n");
+    out.extend_from_slice(format!("request-id: {request_id}\r\n").as_bytes());
+    out.extend_from_slice(format!("client-request-id: {request_id}\r\n").as_bytes());
+    out.extend_from_slice(&bytes[rest..end_of_head]);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&bytes[end_of_head..]);
+    Some(out)
+}
+
+impl<S: AsyncWrite + Unpin> ProtocolErrors<S> {
+    /// Writes what is left of a rewritten answer.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.pending.len() {
+            let n =
+                ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.pending.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ProtocolErrors<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ProtocolErrors<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        ready!(this.drain(cx))?;
+        if let Some(rewritten) = rewrite(buf, this.peer) {
+            this.pending = rewritten;
+            // The caller's bytes are taken; the answer replacing them drains from here on.
+            if let Poll::Ready(Err(e)) = this.drain(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.drain(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_error_answer_becomes_the_graph_envelope_with_a_request_id() {
+        let canned = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\ndate: Fri, 04 Dec 2026 14:12:31 GMT\r\n\r\n";
+        let out = String::from_utf8(rewrite(canned, None).unwrap()).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(head.contains("\r\ndate: Fri, 04 Dec 2026 14:12:31 GMT"));
+        assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["error"]["code"], "RequestHeaderFieldsTooLarge");
+        let id = json["error"]["innerError"]["request-id"].as_str().unwrap();
+        assert!(head.contains(&format!("request-id: {id}\r\n")));
+    }
+
+    #[test]
+    fn answers_of_the_application_pass_unchanged() {
+        let answer = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 120\r\ncontent-type: application/json\r\n\r\n{}";
+        assert!(rewrite(answer, None).is_none());
+        assert!(rewrite(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", None).is_none());
+    }
+}
