@@ -30,7 +30,9 @@
 # CONNECTIONS (default 64), THREADS (default 2), BASE_PORT (default 18090; targets use
 # BASE_PORT..BASE_PORT+4), READY_TIMEOUT (s, default 30), STOP_TIMEOUT (s, default 30),
 # KEEP_TMP=1 keeps logs and data, BASELINE (path to another emulator binary: its three modes
-# are measured in every round beside this build's, on ports BASE_PORT+5..BASE_PORT+7).
+# are measured in every round beside this build's, on ports BASE_PORT+5..BASE_PORT+7),
+# TENANTS (a number N: one more target, durable creates spread round-robin over N tenants, on
+# the next port; its ratio to the one-tenant durable target of the same round is printed).
 set -euo pipefail
 
 DURATION="${DURATION:-10}"
@@ -42,6 +44,7 @@ BASE_PORT="${BASE_PORT:-18090}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
 BASELINE="${BASELINE:-}"
+TENANTS="${TENANTS:-}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -124,6 +127,10 @@ if [[ -n "$BASELINE" ]]; then
     [[ -x "$BASELINE" ]] || die "BASELINE=$BASELINE is not an executable"
     TARGETS+=(base-durable base-relaxed base-in-memory)
 fi
+if [[ -n "$TENANTS" ]]; then
+    [[ "$TENANTS" =~ ^[1-9][0-9]*$ ]] || die "TENANTS must be a positive whole number, not '$TENANTS'"
+    TARGETS+=(durable-spread)
+fi
 declare -A RPS P50 P99 NON201 EPF
 
 # measure TARGET ROUND PORT: one warmed-up wrk run against a fresh server; results go to
@@ -135,7 +142,7 @@ measure() {
     case "$target" in
         noop) cmd=("$NOOP" "127.0.0.1:$port") ;;
         bare) cmd=("$NOOP" "127.0.0.1:$port" --bare) ;;
-        durable) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability flush) ;;
+        durable | durable-spread) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability flush) ;;
         relaxed) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability relaxed) ;;
         in-memory) cmd=("$EMULATOR" serve --listen "127.0.0.1:$port" --data-dir "$data" --in-memory) ;;
         base-durable) cmd=("$BASELINE" serve --listen "127.0.0.1:$port" --data-dir "$data" --durability flush) ;;
@@ -154,16 +161,18 @@ measure() {
         die "$tag not ready within ${READY_TIMEOUT}s"
     fi
 
+    local spread=""
+    [[ "$target" != durable-spread ]] || spread="$TENANTS"
     if ((WARMUP > 0)); then
         log "$tag warm-up ${WARMUP}s"
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$LUA" "$url" >"$file.warmup" 2>&1 \
+        BENCH_TENANTS="$spread" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$LUA" "$url" >"$file.warmup" 2>&1 \
             || die "$tag warm-up wrk failed: $(cat "$file.warmup")"
         w_non201="$(field non201 "$file.warmup")"
         [[ "${w_non201:-0}" == 0 ]] || log "$tag WARNING: warm-up had ${w_non201} non-201 responses"
     fi
 
     log "$tag measured run ${DURATION}s"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "$url" >"$file.wrk" 2>&1 \
+    BENCH_TENANTS="$spread" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "$url" >"$file.wrk" 2>&1 \
         || die "$tag wrk failed: $(cat "$file.wrk")"
     sed 's/^/    /' "$file.wrk" >&2
 
@@ -184,7 +193,7 @@ measure() {
     if [[ -n "$stats" ]]; then
         EPF[$key]="$(sed -n 's/.*events_per_flush="\([^"]*\)".*/\1/p' <<<"$stats")"
         log "$tag $stats"
-    elif [[ "$target" == durable || "$target" == base-durable ]]; then
+    elif [[ "$target" == durable || "$target" == base-durable || "$target" == durable-spread ]]; then
         log "$tag WARNING: no events_per_flush line in server stderr"
         EPF[$key]="missing"
     else
@@ -210,6 +219,7 @@ label() {
         base-durable) echo "baseline durable (flush)" ;;
         base-relaxed) echo "baseline relaxed" ;;
         base-in-memory) echo "baseline --in-memory" ;;
+        durable-spread) echo "emulator durable, round-robin over ${TENANTS} tenants" ;;
     esac
 }
 
@@ -270,5 +280,14 @@ if ((ROUNDS > 1)); then
         bare_median="$(printf '%s\n' "${bare_ratios[@]}" | spread | cut -d' ' -f1)"
         worst_p99="$(printf '%s\n' "${p99s[@]}" | sort -g | tail -n1)"
         echo "| $(label "$target") | $summary | $bare_median | $(awk -v a="$worst_p99" 'BEGIN { printf "%.2f ms", a / 1000 }') | $total |"
+    done
+fi
+
+if [[ -n "$TENANTS" ]]; then
+    echo
+    echo "Durable creates over ${TENANTS} tenants against one tenant, each round against its own:"
+    echo
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "- round $round: $(ratio "${RPS[durable-spread $round]}" "${RPS[durable $round]}")"
     done
 fi

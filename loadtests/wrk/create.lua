@@ -10,6 +10,9 @@
 -- connections. The bearer token comes from $BENCH_TOKEN (unset: no Authorization header,
 -- which is fine for the no-op ceiling server).
 --
+-- With $BENCH_TENANTS=N, requests go round-robin over N tenants ("spread-1" .. "spread-N"),
+-- each with its own lenient token built here, instead of $BENCH_TOKEN's one tenant.
+--
 -- done() prints one machine-readable line:
 --   RESULT requests=N duration_us=N rps=X non201=N socket_errors=N p50_us=N p99_us=N statuses=201:N,...
 
@@ -37,6 +40,23 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+-- base64url without padding, for the lenient tokens of $BENCH_TENANTS.
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local function b64url(text)
+  local out = {}
+  for i = 1, #text, 3 do
+    local a, b, c = text:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local chars = (c and 4) or (b and 3) or 2
+    for k = 1, chars do
+      local shift = 18 - 6 * (k - 1)
+      local v = math.floor(n / 2 ^ shift) % 64
+      table.insert(out, B64:sub(v + 1, v + 1))
+    end
+  end
+  return table.concat(out)
+end
+
 -- Everything below runs in each thread's own Lua state.
 function init(args)
   counter = 0
@@ -48,12 +68,23 @@ function init(args)
   if token and token ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. token
   end
+  tenants = {}
+  local n = tonumber(os.getenv("BENCH_TENANTS") or "")
+  if n and n > 0 then
+    local head = b64url('{"alg":"none","typ":"JWT"}')
+    for t = 1, n do
+      tenants[t] = "Bearer " .. head .. "." .. b64url('{"tid":"spread-' .. t .. '"}') .. ".c2ln"
+    end
+  end
 end
 
 function request()
   counter = counter + 1
   local body = '{"id":"' .. prefix .. counter ..
     '","userFlowType":"signUpOrSignIn","userFlowTypeVersion":1}'
+  if #tenants > 0 then
+    wrk.headers["Authorization"] = tenants[(counter % #tenants) + 1]
+  end
   return wrk.format(nil, nil, nil, body)
 end
 
