@@ -146,7 +146,7 @@ fn token_for(tenant: &str) -> Result<String, String> {
     mint(&Claims::for_tenant(tenant, &[], &[], TOKEN_SECS)).map_err(|e| e.to_string())
 }
 
-/// One user's own state, kept in goose's session data.
+/// One user's own state, kept by goose for that user.
 #[derive(Debug, Clone)]
 struct UserState {
     token: String,
@@ -295,7 +295,7 @@ fn custom(message: impl Into<String>) -> Box<TransactionError> {
 
 fn state(user: &mut GooseUser) -> Result<&mut UserState, Box<TransactionError>> {
     user.get_session_data_mut::<UserState>()
-        .ok_or_else(|| custom("the user has no session data: its on-start step did not run"))
+        .ok_or_else(|| custom("the user has no state of its own: its on-start step did not run"))
 }
 
 /// An answer that passed: its status and body.
