@@ -105,21 +105,9 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let envelope = Envelope {
-            error: Body {
-                code,
-                message: &message,
-                details: match self {
-                    Self::BadRequest { details, .. } => details.iter().map(Detail::from).collect(),
-                    _ => Vec::new(),
-                },
-                inner_error: InnerError {
-                    date: date.trim_end_matches('Z'),
-                    request_id: context.request_id_text(),
-                    client_request_id: context.client_request_id_text(),
-                },
-            },
+        let details = match self {
+            Self::BadRequest { details, .. } => details.iter().map(Detail::from).collect(),
+            _ => Vec::new(),
         };
         let mut response = HttpResponse::build(status);
         response.content_type("application/json");
@@ -138,7 +126,14 @@ impl ApiError {
             }
             _ => {}
         }
-        match serde_json::to_vec(&envelope) {
+        let body = envelope(
+            code,
+            &message,
+            details,
+            context.request_id_text(),
+            context.client_request_id_text(),
+        );
+        match body {
             Ok(body) => response.body(body),
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode an error body");
@@ -164,20 +159,30 @@ pub(crate) fn protocol_error_body(status: u16, request_id: &str) -> Option<Vec<u
         ),
         _ => return None,
     };
+    envelope(code, message, Vec::new(), request_id, request_id).ok()
+}
+
+/// Graph's error envelope as JSON bytes, dated now.
+fn envelope(
+    code: &'static str,
+    message: &str,
+    details: Vec<Detail<'_>>,
+    request_id: &str,
+    client_request_id: &str,
+) -> serde_json::Result<Vec<u8>> {
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     serde_json::to_vec(&Envelope {
         error: Body {
             code,
             message,
-            details: Vec::new(),
+            details,
             inner_error: InnerError {
                 date: date.trim_end_matches('Z'),
                 request_id,
-                client_request_id: request_id,
+                client_request_id,
             },
         },
     })
-    .ok()
 }
 
 #[derive(Serialize)]

@@ -29,6 +29,10 @@ const CANNED: [(u16, &[u8]); 3] = [
     ),
 ];
 
+/// What every canned head holds: one search of each written buffer for it, and only a buffer
+/// that has it is searched for which answer it is.
+const CANNED_TAIL: &[u8] = b"\r\ncontent-length: 0\r\nconnection: close\r\n";
+
 /// A connection's stream, rewriting the dispatcher's empty error answers on their way out.
 pub(crate) struct ProtocolErrors<S> {
     inner: S,
@@ -51,6 +55,7 @@ impl<S> ProtocolErrors<S> {
 
 /// `bytes` with a canned error answer in it replaced by the Graph one; `None` when it has none.
 fn rewrite(bytes: &[u8], peer: Option<SocketAddr>) -> Option<Vec<u8>> {
+    memchr::memmem::find(bytes, CANNED_TAIL)?;
     let (at, status, canned) = CANNED.iter().find_map(|(status, canned)| {
         memchr::memmem::find(bytes, canned).map(|at| (at, *status, *canned))
     })?;
@@ -60,7 +65,7 @@ fn rewrite(bytes: &[u8], peer: Option<SocketAddr>) -> Option<Vec<u8>> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let body = protocol_error_body(status, &request_id)?;
     tracing::info!(status, %request_id, peer = ?peer, "refused a request before parsing it");
-    let status_line = &canned[..canned.len() - b"content-length: 0\r\nconnection: close\r\n".len()];
+    let status_line = &canned[..canned.len() + 2 - CANNED_TAIL.len()];
     let mut out = Vec::with_capacity(bytes.len() + body.len() + 200);
     out.extend_from_slice(&bytes[..at]);
     out.extend_from_slice(status_line);
