@@ -67,6 +67,10 @@ impl Application {
                     Storage::Disk { .. } => settings.snapshot_every,
                     Storage::Memory => None,
                 },
+                idle_after: match settings.storage {
+                    Storage::Disk { .. } => settings.tenant_idle,
+                    Storage::Memory => None,
+                },
             },
         ));
         let bind_error = |source| StartError::Bind {

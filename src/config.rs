@@ -7,6 +7,9 @@ use crate::http::AuthMode;
 /// (policy) Events between two snapshots of a tenant, by default.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
+/// (policy) How long a tenant with no request keeps its actor, by default.
+pub const DEFAULT_TENANT_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// (policy) Free space kept on the data directory's disk by default: 64 MiB.
 pub const DEFAULT_DISK_RESERVE: u64 = 64 * 1024 * 1024;
 
@@ -54,6 +57,10 @@ pub struct Settings {
     pub handle_signals: bool,
     /// Save a tenant snapshot every this many events (`None`: no snapshots).
     pub snapshot_every: Option<u64>,
+    /// Park a tenant after about this long without a request: its actor and in-memory state
+    /// go, and its next request rebuilds them from the log (`None`: never). Only on disk: in
+    /// memory the log is the only copy, and a tenant's state is smaller than its log.
+    pub tenant_idle: Option<std::time::Duration>,
     /// Key required by the admin routes (header `X-Emulator-Admin-Key`).
     pub admin_key: Option<String>,
 }
@@ -75,6 +82,7 @@ impl Settings {
             queue_limit: 1024,
             handle_signals: true,
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
+            tenant_idle: Some(DEFAULT_TENANT_IDLE),
             admin_key: None,
         }
     }

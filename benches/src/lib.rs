@@ -103,6 +103,7 @@ pub fn registry(
             placement: Placement::OwnThreads(1),
             queue_limit: 1024,
             snapshot_every: None,
+            idle_after: None,
         },
     );
     registry.recover_all().map_err(|e| e.to_string())?;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::Application;
-use crate::config::{Durability, Settings, Storage, DEFAULT_SNAPSHOT_EVERY};
+use crate::config::{Durability, Settings, Storage, DEFAULT_SNAPSHOT_EVERY, DEFAULT_TENANT_IDLE};
 use crate::http::auth::{mint, Claims};
 use crate::http::AuthMode;
 use crate::sched::{self, CpuScheduling};
@@ -97,6 +97,11 @@ struct ServeArgs {
     /// when that is more), so start-up replays at most that many events per tenant.
     #[arg(long, env = "USERFLOWS_SNAPSHOT_EVERY", default_value_t = DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
+    /// Park a tenant after about N seconds without a request: its actor and in-memory state
+    /// are dropped, and its next request rebuilds them from its latest snapshot and the events
+    /// after it. 0: never. Ignored with --in-memory.
+    #[arg(long, env = "USERFLOWS_TENANT_IDLE_SECS", default_value_t = DEFAULT_TENANT_IDLE.as_secs())]
+    tenant_idle_secs: u64,
     /// Neither save nor use snapshots: recovery replays every event.
     #[arg(long, env = "USERFLOWS_NO_SNAPSHOTS")]
     no_snapshots: bool,
@@ -159,6 +164,8 @@ impl ServeArgs {
         }
         settings.queue_limit = self.max_queue.max(1);
         settings.snapshot_every = (!self.no_snapshots).then_some(self.snapshot_every.max(1));
+        settings.tenant_idle = (self.tenant_idle_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.tenant_idle_secs));
         settings.admin_key = self.admin_key.clone().filter(|k| !k.is_empty());
         Ok(settings)
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, RequestContext};
 use crate::metrics::render_value;
-use crate::tenant::{Read, ReadOutcome, TenantId};
+use crate::tenant::{Read, ReadOutcome, TenantId, TenantView};
 
 /// The header carrying `--admin-key`.
 pub const ADMIN_KEY_HEADER: &str = "X-Emulator-Admin-Key";
@@ -147,8 +147,14 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = async {
         check_access(&req, &state)?;
         let registry = &state.registry;
-        let handles = registry.handles()?;
-        let queued: usize = handles.iter().map(|(_, h)| h.queued()).sum();
+        let tenants = registry.overview()?;
+        let (mut queued, mut actors) = (0, 0);
+        for (_, view) in &tenants {
+            if let TenantView::Running(handle) = view {
+                queued += handle.queued();
+                actors += 1;
+            }
+        }
         let commits = registry.commit_stats();
         let per_flush = if commits.flushes == 0 {
             0.0
@@ -197,8 +203,22 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             &mut out,
             "userflows_tenants",
             "gauge",
-            "Tenants with an actor.",
-            handles.len(),
+            "Tenants with a log or an actor.",
+            tenants.len(),
+        );
+        render_value(
+            &mut out,
+            "userflows_tenant_actors",
+            "gauge",
+            "Tenants with an actor (the others are parked until their next request).",
+            actors,
+        );
+        render_value(
+            &mut out,
+            "userflows_tenant_wakes_total",
+            "counter",
+            "Parked tenants woken by a request since start.",
+            registry.wakes(),
         );
         render_value(
             &mut out,
@@ -231,6 +251,8 @@ struct TenantRow {
     last_seq: u64,
     flows: usize,
     queued: usize,
+    /// `running`, or `parked`: idle, with no actor until its next request.
+    actor: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
 }
@@ -239,11 +261,19 @@ async fn tenants(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = async {
         check_access(&req, &state)?;
         let mut rows = Vec::new();
-        for (tenant, handle) in state.registry.handles()? {
-            let ReadOutcome::Summary(summary) = handle.read(Read::Summary).await? else {
-                return Err(ApiError::Internal(
-                    "summary answered with another outcome".to_owned(),
-                ));
+        for (tenant, view) in state.registry.overview()? {
+            let (summary, queued, actor) = match view {
+                TenantView::Running(handle) => {
+                    // Through the registry: the actor may park after the overview was taken.
+                    let read = state.registry.read(&tenant, Read::Summary).await?;
+                    let ReadOutcome::Summary(summary) = read else {
+                        return Err(ApiError::Internal(
+                            "summary answered with another outcome".to_owned(),
+                        ));
+                    };
+                    (summary, handle.queued(), "running")
+                }
+                TenantView::Parked(summary) => (summary, 0, "parked"),
             };
             rows.push(TenantRow {
                 tenant_id: tenant.to_string(),
@@ -254,7 +284,8 @@ async fn tenants(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                 },
                 last_seq: summary.applied_seq,
                 flows: summary.flows,
-                queued: handle.queued(),
+                queued,
+                actor,
                 reason: summary.broken,
             });
         }

@@ -15,7 +15,8 @@ use tokio::sync::oneshot;
 
 use super::pending::{Pending, WithPending};
 use super::recovery::{save_snapshot_of, snapshot_due};
-use super::registry::WriteFailures;
+use super::registry::{Slot, Tenants, WriteFailures};
+use super::startup::recover_stream;
 use super::{
     answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
 };
@@ -139,6 +140,8 @@ pub(super) struct TenantActor {
     failing: bool,
     /// Written behind: a timer is due to write the batch.
     timer_armed: bool,
+    /// When set, the actor parks its tenant once it has been idle this long.
+    parking: Option<Parking>,
     /// Held for as long as the actor lives: a stopping registry waits until every one is gone.
     _alive: Arc<()>,
 }
@@ -155,6 +158,18 @@ pub(super) struct ActorStart {
     pub(super) appended: Arc<AtomicU64>,
     pub(super) write_failures: WriteFailures,
     pub(super) alive: Arc<()>,
+    pub(super) parking: Option<Parking>,
+}
+
+/// How an idle actor parks its tenant: it replaces its own slot in the registry's map, so that
+/// the next request wakes a new actor from the log.
+pub(super) struct Parking {
+    pub(super) tenants: Tenants,
+    /// The count of the actor's own handle: requests that hold the handle.
+    pub(super) queued: Arc<AtomicUsize>,
+    pub(super) after: Duration,
+    /// A request came since the last idle check.
+    pub(super) touched: bool,
 }
 
 impl TenantActor {
@@ -179,6 +194,7 @@ impl TenantActor {
             write_failures: start.write_failures,
             failing: false,
             timer_armed: false,
+            parking: start.parking,
             _alive: start.alive,
         }
     }
@@ -459,6 +475,65 @@ impl TenantActor {
         });
     }
 
+    /// Parks the tenant when no request came since the last check and nothing is in flight:
+    /// its slot becomes [`Slot::Parked`] and the actor stops, freeing the state; the next
+    /// request wakes a new actor, which rebuilds the state from the log.
+    fn park_if_idle(&mut self, ctx: &mut Context<Self>) {
+        let Some(parking) = self.parking.as_mut() else {
+            return;
+        };
+        if std::mem::take(&mut parking.touched) {
+            return;
+        }
+        let quiet = self.batch.is_empty()
+            && self.waiting.is_empty()
+            && !self.timer_armed
+            && !self.failing
+            && self.write_failure.is_none()
+            && matches!(self.health, Health::Ready(_));
+        let Some(parking) = self.parking.as_ref().filter(|_| quiet) else {
+            return;
+        };
+        let Ok(mut tenants) = parking.tenants.write() else {
+            return;
+        };
+        // A request counts itself in `queued` while it holds the map's lock, so under the write
+        // lock a zero count means no request holds this actor's handle or waits in its mailbox.
+        let mine = matches!(
+            tenants.get(&self.tenant),
+            Some(Slot::Running(handle)) if Arc::ptr_eq(&handle.queued, &parking.queued)
+        );
+        if !mine || parking.queued.load(Ordering::Acquire) != 0 {
+            return;
+        }
+        tenants.insert(self.tenant.clone(), Slot::Parked(self.summary()));
+        drop(tenants);
+        tracing::debug!(tenant = %self.tenant, "parked an idle tenant");
+        actix::ActorContext::stop(ctx);
+    }
+
+    /// Rebuilds a parked tenant's state from its log (its latest snapshot and the events
+    /// after it).
+    pub(super) fn wake_from_log(&mut self) {
+        let (health, seq, _) = recover_stream(
+            self.log.as_ref(),
+            self.stream.as_ref(),
+            self.tenant.as_str(),
+            self.snapshot_every,
+        );
+        self.health = health;
+        self.applied_seq = seq;
+        self.snapshot_seq = seq;
+        tracing::debug!(tenant = %self.tenant, seq, "woke a parked tenant");
+    }
+
+    /// A request came: the tenant is not idle.
+    fn touch(&mut self) {
+        if let Some(parking) = &mut self.parking {
+            parking.touched = true;
+        }
+    }
+
     fn summary(&self) -> TenantSummary {
         TenantSummary {
             applied_seq: self.applied_seq,
@@ -483,6 +558,12 @@ fn outcome(event: UserFlowEvent) -> WriteOutcome {
 
 impl Actor for TenantActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(after) = self.parking.as_ref().map(|p| p.after) {
+            ctx.run_interval(after, Self::park_if_idle);
+        }
+    }
 }
 
 impl Handler<Execute> for TenantActor {
@@ -495,6 +576,7 @@ impl Handler<Execute> for TenantActor {
             reply,
             permit,
         } = msg;
+        self.touch();
         if self.write_behind {
             let answer = self.decide_and_apply(command, meta);
             drop(permit);
@@ -567,6 +649,10 @@ impl Handler<Query> for TenantActor {
             reply,
             permit,
         } = msg;
+        // The admin routes' summaries do not keep a tenant from parking.
+        if !matches!(read, Read::Summary) {
+            self.touch();
+        }
         // The log holds every answered event before anyone reads it.
         if matches!(read, Read::Summary) && self.write_behind {
             self.append_batch();

@@ -21,7 +21,7 @@ use crate::store::StoreError;
 pub use handle::TenantHandle;
 pub use pool::Placement;
 pub use recovery::{recover, replay, Recovered, Recovery, RecoveryError};
-pub use registry::{RegistryOptions, TenantRegistry};
+pub use registry::{RegistryOptions, TenantRegistry, TenantView};
 pub use startup::{canonical_stream_names, RecoverySummary, StreamNameError};
 
 /// (policy) Longest tenant id accepted from a token.

@@ -1,6 +1,7 @@
 //! The registry: exactly one actor per tenant (docs/architecture.md, invariant 1), spread
 //! over a small pool of arbiters (by default the HTTP workers' own) by a hash of the tenant.
-//! It starts a tenant's actor on its first write, routes commands and reads to it, resets a
+//! It starts a tenant's actor on its first write, routes commands and reads to it, keeps a
+//! parked tenant's place while it has no actor and wakes it on its next request, resets a
 //! tenant and stops every actor at shutdown. Until start-up recovery ([`super::startup`]) is
 //! done it is not ready and tenants answer 503.
 
@@ -12,11 +13,13 @@ use std::time::Duration;
 
 use actix::Actor;
 
-use super::actor::{ActorStart, Health, Stop, TenantActor};
+use super::actor::{ActorStart, Health, Parking, Stop, TenantActor};
 use super::handle::{settled, TenantHandle};
 use super::pool::{Placement, Pool};
 use super::startup::RecoverySummary;
-use super::{answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, WriteOutcome};
+use super::{
+    answer, Read, ReadOutcome, RequestMeta, TenantError, TenantId, TenantSummary, WriteOutcome,
+};
 use crate::codec::to_json;
 use crate::domain::{decide, Command, UserFlows};
 use crate::store::{CommitStats, EventLog, EventStream};
@@ -37,12 +40,29 @@ pub struct RegistryOptions {
     pub queue_limit: usize,
     /// Save a snapshot every this many events (`None`: never).
     pub snapshot_every: Option<u64>,
+    /// Park a tenant whose actor has had no request for about this long (`None`: never): the
+    /// actor and its state are dropped, and the next request rebuilds them from the log.
+    pub idle_after: Option<Duration>,
 }
 
-pub(super) enum Slot {
+pub(crate) enum Slot {
     Running(TenantHandle),
+    /// The tenant has a log and no actor (it was idle): the next request wakes it. Holds where
+    /// it stood, for the admin listing.
+    Parked(TenantSummary),
     /// Being reset: requests get 503 until the old stream is gone.
     Resetting,
+}
+
+/// Every tenant that has a log or an actor, shared with the actors (which park themselves).
+pub(crate) type Tenants = Arc<RwLock<HashMap<TenantId, Slot>>>;
+
+/// A tenant as the registry sees it now.
+pub enum TenantView {
+    /// Has an actor.
+    Running(TenantHandle),
+    /// Parked: no actor until its next request; where it stood when it was parked.
+    Parked(TenantSummary),
 }
 
 /// Every tenant's actor.
@@ -52,7 +72,7 @@ pub struct TenantRegistry {
     /// handle (and the storage lock it holds) is released before the process reopens the
     /// directory.
     pub(super) pool: Pool,
-    pub(super) tenants: RwLock<HashMap<TenantId, Slot>>,
+    pub(super) tenants: Tenants,
     pub(super) options: RegistryOptions,
     hasher: std::collections::hash_map::RandomState,
     /// Events appended by all tenants since start, for metrics.
@@ -62,6 +82,8 @@ pub struct TenantRegistry {
     pub(super) ready: AtomicBool,
     pub(super) recovery: Mutex<Option<RecoverySummary>>,
     write_failures: WriteFailures,
+    /// Parked tenants woken since start, for metrics.
+    wakes: AtomicU64,
 }
 
 impl TenantRegistry {
@@ -71,7 +93,7 @@ impl TenantRegistry {
         Self {
             log,
             pool: Pool::new(options.placement),
-            tenants: RwLock::new(HashMap::new()),
+            tenants: Tenants::default(),
             options: RegistryOptions {
                 queue_limit: options.queue_limit.max(1),
                 ..options
@@ -81,6 +103,7 @@ impl TenantRegistry {
             ready: AtomicBool::new(false),
             recovery: Mutex::new(None),
             write_failures: WriteFailures::default(),
+            wakes: AtomicU64::new(0),
         }
     }
 
@@ -101,8 +124,10 @@ impl TenantRegistry {
         stream: Box<dyn EventStream>,
         health: Health,
         applied_seq: u64,
+        wake: bool,
     ) -> Result<TenantHandle, TenantError> {
         let (arbiter, alive) = self.pool.pick(self.hasher.hash_one(tenant))?;
+        let queued = Arc::new(AtomicUsize::new(0));
         let actor = TenantActor::new(ActorStart {
             tenant: tenant.clone(),
             log: Arc::clone(&self.log),
@@ -113,11 +138,26 @@ impl TenantRegistry {
             appended: Arc::clone(&self.appended),
             write_failures: Arc::clone(&self.write_failures),
             alive,
+            parking: self.options.idle_after.map(|after| Parking {
+                tenants: Arc::clone(&self.tenants),
+                queued: Arc::clone(&queued),
+                after,
+                touched: false,
+            }),
+        });
+        // A woken actor rebuilds its state on its own thread, before its first message, so
+        // the registry's lock is not held while the log is read.
+        let addr = TenantActor::start_in_arbiter(&arbiter, move |_| {
+            let mut actor = actor;
+            if wake {
+                actor.wake_from_log();
+            }
+            actor
         });
         Ok(TenantHandle {
             tenant: tenant.clone(),
-            addr: TenantActor::start_in_arbiter(&arbiter, move |_| actor),
-            queued: Arc::new(AtomicUsize::new(0)),
+            addr,
+            queued,
             queue_limit: self.options.queue_limit,
         })
     }
@@ -153,6 +193,12 @@ impl TenantRegistry {
         (store, tenants)
     }
 
+    /// Parked tenants woken by a request since start.
+    #[must_use]
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Relaxed)
+    }
+
     /// Counters of the log's group commit so far.
     #[must_use]
     pub fn commit_stats(&self) -> CommitStats {
@@ -169,10 +215,12 @@ impl TenantRegistry {
         from: u64,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, TenantError> {
-        let Some(handle) = self.get(tenant)? else {
+        let Some(sent) =
+            self.with_handle(tenant, false, |handle| handle.send_read(Read::Summary))?
+        else {
             return Ok(None);
         };
-        let ReadOutcome::Summary(summary) = handle.read(Read::Summary).await? else {
+        let ReadOutcome::Summary(summary) = settled(sent).await? else {
             return Err(TenantError::Internal(
                 "summary answered with another outcome".to_owned(),
             ));
@@ -208,51 +256,27 @@ impl TenantRegistry {
             .map(Some)
     }
 
-    /// Every tenant with an actor, sorted, with its handle.
-    pub fn handles(&self) -> Result<Vec<(TenantId, TenantHandle)>, TenantError> {
+    /// Every tenant with a log or an actor, sorted: its handle, or where it stood when parked.
+    pub fn overview(&self) -> Result<Vec<(TenantId, TenantView)>, TenantError> {
         let tenants = self.tenants.read().map_err(|_| poisoned())?;
-        let mut handles: Vec<(TenantId, TenantHandle)> = tenants
+        let mut views: Vec<(TenantId, TenantView)> = tenants
             .iter()
             .filter_map(|(id, slot)| match slot {
-                Slot::Running(handle) => Some((id.clone(), handle.clone())),
+                Slot::Running(handle) => Some((id.clone(), TenantView::Running(handle.clone()))),
+                Slot::Parked(summary) => Some((id.clone(), TenantView::Parked(summary.clone()))),
                 Slot::Resetting => None,
             })
             .collect();
-        handles.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(handles)
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(views)
     }
 
-    /// The actor of a tenant that has a log, if any.
-    pub fn get(&self, tenant: &TenantId) -> Result<Option<TenantHandle>, TenantError> {
-        if !self.is_ready() {
-            return Err(TenantError::Recovering);
-        }
-        let tenants = self.tenants.read().map_err(|_| poisoned())?;
-        match tenants.get(tenant) {
-            Some(Slot::Running(handle)) => Ok(Some(handle.clone())),
-            Some(Slot::Resetting) => Err(resetting(tenant)),
-            None => Ok(None),
-        }
-    }
-
-    /// The actor of a tenant, started (with an empty stream) on its first write.
+    /// The actor of a tenant, started on its first write (with an empty stream) or woken if
+    /// it was parked. A handle held outside the registry does not keep its actor from
+    /// parking; requests go through [`Self::execute`] and [`Self::read`].
     pub fn get_or_start(&self, tenant: &TenantId) -> Result<TenantHandle, TenantError> {
-        if let Some(handle) = self.get(tenant)? {
-            return Ok(handle);
-        }
-        let mut tenants = self.tenants.write().map_err(|_| poisoned())?;
-        match tenants.get(tenant) {
-            Some(Slot::Running(handle)) => return Ok(handle.clone()),
-            Some(Slot::Resetting) => return Err(resetting(tenant)),
-            None => {}
-        }
-        // Opened under the write lock: exactly one actor (one writer) per tenant.
-        let stream = self.log.open(tenant.as_str())?;
-        let applied = stream.last_seq();
-        let handle =
-            self.spawn_actor(tenant, stream, Health::Ready(UserFlows::default()), applied)?;
-        tenants.insert(tenant.clone(), Slot::Running(handle.clone()));
-        Ok(handle)
+        self.with_handle(tenant, true, TenantHandle::clone)?
+            .ok_or_else(|| TenantError::Internal("a started tenant has no actor".to_owned()))
     }
 
     /// Runs a command for a tenant.
@@ -293,9 +317,10 @@ impl TenantRegistry {
         }
     }
 
-    /// Runs `send` with the tenant's handle, under the map's read lock (a handle is not cloned
-    /// per request); starts the tenant's actor first when it has none and `start` is set.
-    /// `None` when the tenant has no actor and `start` is false.
+    /// Runs `send` with the tenant's handle under the map's lock (a handle is not cloned per
+    /// request, and an actor parks only when no request holds its handle). Wakes a parked
+    /// tenant; starts a tenant with no log when `start` is set. `None` when the tenant has no
+    /// log and `start` is not set.
     fn with_handle<T>(
         &self,
         tenant: &TenantId,
@@ -311,11 +336,33 @@ impl TenantRegistry {
                 Some(Slot::Running(handle)) => return Ok(Some(send(handle))),
                 Some(Slot::Resetting) => return Err(resetting(tenant)),
                 None if !start => return Ok(None),
-                None => {}
+                Some(Slot::Parked(_)) | None => {}
             }
         }
-        let handle = self.get_or_start(tenant)?;
-        Ok(Some(send(&handle)))
+        let mut tenants = self.tenants.write().map_err(|_| poisoned())?;
+        let wake = match tenants.get(tenant) {
+            Some(Slot::Running(handle)) => return Ok(Some(send(handle))),
+            Some(Slot::Resetting) => return Err(resetting(tenant)),
+            Some(Slot::Parked(_)) => true,
+            None if !start => return Ok(None),
+            None => false,
+        };
+        // Opened under the write lock: exactly one actor (one writer) per tenant.
+        let stream = self.log.open(tenant.as_str())?;
+        let applied = stream.last_seq();
+        let handle = self.spawn_actor(
+            tenant,
+            stream,
+            Health::Ready(UserFlows::default()),
+            applied,
+            wake,
+        )?;
+        if wake {
+            self.wakes.fetch_add(1, Ordering::Relaxed);
+        }
+        let delivered = send(&handle);
+        tenants.insert(tenant.clone(), Slot::Running(handle));
+        Ok(Some(delivered))
     }
 
     /// Deletes a tenant's log, snapshots and state (destructive, for test isolation). Returns
@@ -329,7 +376,7 @@ impl TenantRegistry {
             match tenants.insert(tenant.clone(), Slot::Resetting) {
                 Some(Slot::Resetting) => return Err(resetting(tenant)),
                 Some(Slot::Running(handle)) => Some(handle),
-                None => None,
+                Some(Slot::Parked(_)) | None => None,
             }
         };
         if let Some(handle) = &previous {

@@ -121,7 +121,7 @@ impl TenantRegistry {
                 }
                 Health::Broken(_) => summary.broken.push(name.clone()),
             }
-            let handle = self.spawn_actor(&tenant, stream, health, applied_seq)?;
+            let handle = self.spawn_actor(&tenant, stream, health, applied_seq, false)?;
             self.tenants
                 .write()
                 .map_err(|_| poisoned())?
@@ -137,38 +137,48 @@ impl TenantRegistry {
     }
 
     fn recover_one(&self, name: &str) -> (RecoveredStream, bool) {
-        let stream = match self.log.open(name) {
-            Ok(stream) => stream,
-            Err(e) => return (Err(e), false),
-        };
-        let recovery = recover(
-            self.log.as_ref(),
-            stream.as_ref(),
-            name,
-            self.options.snapshot_every,
-        );
-        match recovery {
-            Ok(r) if r.recovered.last_seq == stream.last_seq() => {
-                let from_snapshot = r.from_snapshot.is_some();
-                let seq = r.recovered.last_seq;
-                (
-                    Ok((stream, Health::Ready(r.recovered.flows), seq)),
-                    from_snapshot,
-                )
-            }
-            Ok(r) => {
-                let reason = format!(
-                    "tenant {name}: replay stopped at seq {} of {}",
-                    r.recovered.last_seq,
-                    stream.last_seq()
+        match self.log.open(name) {
+            Ok(stream) => {
+                let (health, seq, from_snapshot) = recover_stream(
+                    self.log.as_ref(),
+                    stream.as_ref(),
+                    name,
+                    self.options.snapshot_every,
                 );
-                tracing::error!(tenant = %name, %reason, "tenant log cannot be recovered; it will answer 503");
-                (Ok((stream, Health::Broken(reason), 0)), false)
+                (Ok((stream, health, seq)), from_snapshot)
             }
-            Err(e) => {
-                tracing::error!(tenant = %name, error = %e, "tenant log cannot be recovered; it will answer 503");
-                (Ok((stream, Health::Broken(e.to_string()), 0)), false)
-            }
+            Err(e) => (Err(e), false),
+        }
+    }
+}
+
+/// Rebuilds a tenant's state from its stream: the state and the seq it stands at, or (seq 0) a
+/// broken state naming why the log cannot be recovered; and whether it started from a
+/// snapshot. Used at start and when a parked tenant is woken.
+pub(super) fn recover_stream(
+    log: &dyn EventLog,
+    stream: &dyn EventStream,
+    name: &str,
+    snapshot_every: Option<u64>,
+) -> (Health, u64, bool) {
+    match recover(log, stream, name, snapshot_every) {
+        Ok(r) if r.recovered.last_seq == stream.last_seq() => (
+            Health::Ready(r.recovered.flows),
+            r.recovered.last_seq,
+            r.from_snapshot.is_some(),
+        ),
+        Ok(r) => {
+            let reason = format!(
+                "tenant {name}: replay stopped at seq {} of {}",
+                r.recovered.last_seq,
+                stream.last_seq()
+            );
+            tracing::error!(tenant = %name, %reason, "tenant log cannot be recovered; it will answer 503");
+            (Health::Broken(reason), 0, false)
+        }
+        Err(e) => {
+            tracing::error!(tenant = %name, error = %e, "tenant log cannot be recovered; it will answer 503");
+            (Health::Broken(e.to_string()), 0, false)
         }
     }
 }

@@ -164,6 +164,7 @@ fn options(queue_limit: usize) -> RegistryOptions {
         placement: Placement::OwnThreads(1),
         queue_limit,
         snapshot_every: None,
+        idle_after: None,
     }
 }
 
@@ -683,4 +684,114 @@ fn a_guid_names_one_tenant_whatever_its_case_and_other_ids_are_kept_exactly() {
     // 36 characters but not a GUID: kept as it is.
     let almost = "72F988BF-86F1-41AF-91AB_2D7CD011DB47";
     assert_eq!(TenantId::parse(almost).unwrap().as_str(), almost);
+}
+
+fn is_parked(registry: &TenantRegistry, tenant: &TenantId) -> Option<TenantSummary> {
+    registry
+        .overview()
+        .unwrap()
+        .into_iter()
+        .find_map(|(id, view)| match view {
+            TenantView::Parked(summary) if id == *tenant => Some(summary),
+            _ => None,
+        })
+}
+
+/// Waits (at most 5 s) until the tenant is parked; where it stood then.
+async fn parked(registry: &TenantRegistry, tenant: &TenantId) -> TenantSummary {
+    for _ in 0..500 {
+        if let Some(summary) = is_parked(registry, tenant) {
+            return summary;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("tenant {tenant} was not parked within 5 s");
+}
+
+fn parking_after(idle: std::time::Duration) -> RegistryOptions {
+    RegistryOptions {
+        idle_after: Some(idle),
+        ..options(64)
+    }
+}
+
+#[actix_web::test]
+async fn an_idle_tenant_is_parked_and_its_next_request_wakes_it_with_every_flow() {
+    let tenant = TenantId::parse("t").unwrap();
+    let log = Arc::new(MemoryEventLog::new());
+    let registry = TenantRegistry::new(
+        Arc::clone(&log) as Arc<dyn EventLog>,
+        parking_after(std::time::Duration::from_millis(20)),
+    );
+    registry.recover_all().unwrap();
+    for id in ["a", "b", "c"] {
+        registry.execute(&tenant, create(id), meta()).await.unwrap();
+    }
+    registry
+        .execute(
+            &tenant,
+            Command::Delete(crate::domain::DeleteUserFlow {
+                id: "B2C_1_a".into(),
+            }),
+            meta(),
+        )
+        .await
+        .unwrap();
+    let summary = parked(&registry, &tenant).await;
+    assert_eq!((summary.applied_seq, summary.flows), (4, 2));
+    assert_eq!(registry.wakes(), 0);
+
+    // A read wakes it from the log; a write goes on at the next seq.
+    assert_eq!(count(&registry, &tenant).await, 2);
+    assert_eq!(registry.wakes(), 1);
+    assert!(matches!(
+        registry.execute(&tenant, create("b"), meta()).await,
+        Err(TenantError::Domain(
+            crate::domain::DomainError::AlreadyExists { .. }
+        ))
+    ));
+    registry
+        .execute(&tenant, create("d"), meta())
+        .await
+        .unwrap();
+
+    // Parked again, a write wakes it; a reset of a parked tenant empties it.
+    let summary = parked(&registry, &tenant).await;
+    assert_eq!((summary.applied_seq, summary.flows), (5, 3));
+    registry
+        .execute(&tenant, create("e"), meta())
+        .await
+        .unwrap();
+    assert_eq!(count(&registry, &tenant).await, 4);
+    assert_eq!(registry.wakes(), 2);
+    parked(&registry, &tenant).await;
+    assert!(registry.reset(&tenant).await.unwrap());
+    assert_eq!(count(&registry, &tenant).await, 0);
+    assert!(registry.overview().unwrap().is_empty());
+    registry.shutdown();
+}
+
+#[actix_web::test]
+async fn a_tenant_with_a_write_waiting_for_its_flush_is_not_parked_until_it_is_durable() {
+    let log = Arc::new(TestLog::new(Commit::GroupCommit));
+    let registry = TenantRegistry::new(
+        Arc::clone(&log) as Arc<dyn EventLog>,
+        parking_after(std::time::Duration::from_millis(10)),
+    );
+    registry.recover_all().unwrap();
+    let tenant = TenantId::parse("t").unwrap();
+    let handle = registry.get_or_start(&tenant).unwrap();
+    let write = actix_web::rt::spawn(async move { handle.execute(create("a"), meta()).await });
+    while log.held.lock().unwrap().is_empty() {
+        actix_web::rt::task::yield_now().await;
+    }
+    // Many idle checks pass while the write waits; none parks the tenant.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(is_parked(&registry, &tenant).is_none());
+    log.complete_flush();
+    assert!(matches!(write.await.unwrap(), Ok(WriteOutcome::Created(_))));
+    let summary = parked(&registry, &tenant).await;
+    assert_eq!((summary.applied_seq, summary.flows), (1, 1));
+    assert_eq!(count(&registry, &tenant).await, 1);
+    registry.shutdown();
 }

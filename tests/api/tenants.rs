@@ -1,7 +1,12 @@
 //! A tenant costs what it holds: requests that change nothing leave no tenant behind, in
-//! memory (no actor, not listed) or on disk (no stream after a restart).
+//! memory (no actor, not listed) or on disk (no stream after a restart); an idle tenant is
+//! parked (no actor) and its next request finds every flow.
 
-use crate::helpers::{flow, spawn_app, stored_events, token_for};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{flow, spawn_app, spawn_app_with, stored_events, token_for, TestApp, TENANT};
 
 #[test]
 fn refused_and_empty_requests_leave_no_tenant_in_memory_or_on_disk() {
@@ -110,4 +115,76 @@ fn two_streams_of_one_guid_tenant_refuse_the_start_naming_both() {
     // Nothing was changed.
     assert_eq!(stored_events(&app.data_dir(), UPPER), 2);
     assert_eq!(stored_events(&app.data_dir(), LOWER), 1);
+}
+
+/// The admin row of [`TENANT`].
+fn my_row(app: &TestApp) -> Value {
+    let body = app.request("GET", "/_emulator/tenants", &[], None).json();
+    body["value"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["tenantId"] == TENANT).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn wait_until_parked(app: &TestApp) -> Value {
+    for _ in 0..100 {
+        let row = my_row(app);
+        if row["actor"] == "parked" {
+            return row;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the tenant was not parked within 5 s: {}", my_row(app));
+}
+
+fn metric(app: &TestApp, name: &str) -> String {
+    let body = app.request("GET", "/_emulator/metrics", &[], None).body;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_idle_tenant_is_parked_and_its_next_request_finds_every_flow_from_snapshot_and_log() {
+    let app = spawn_app_with(|s| {
+        s.tenant_idle = Some(Duration::from_millis(200));
+        // A snapshot after 3 events: the woken tenant starts from it and replays the rest.
+        s.snapshot_every = Some(3);
+    });
+    for id in ["a", "b", "c", "d", "e"] {
+        assert_eq!(app.create(&flow(id)).status, 201);
+    }
+    assert_eq!(app.delete("B2C_1_b").status, 204);
+    let row = wait_until_parked(&app);
+    assert_eq!(
+        (
+            row["status"].as_str(),
+            row["lastSeq"].as_u64(),
+            row["flows"].as_u64()
+        ),
+        (Some("ready"), Some(6), Some(4)),
+        "{row}"
+    );
+    assert_eq!(metric(&app, "userflows_tenant_actors"), "0");
+    assert_eq!(metric(&app, "userflows_tenants"), "1");
+
+    let ids = app.list_all("");
+    assert_eq!(ids, ["B2C_1_a", "B2C_1_c", "B2C_1_d", "B2C_1_e"]);
+    assert_eq!(metric(&app, "userflows_tenant_wakes_total"), "1");
+    assert_eq!(my_row(&app)["actor"], "running");
+    assert_eq!(app.create(&flow("a")).status, 409);
+    assert_eq!(app.create(&flow("f")).status, 201);
+
+    // Parked again, a write wakes it and goes on at the next seq.
+    wait_until_parked(&app);
+    assert_eq!(app.delete("B2C_1_a").status, 204);
+    let events = app.request(
+        "GET",
+        &format!("/_emulator/tenants/{TENANT}/events"),
+        &[],
+        None,
+    );
+    assert_eq!(events.body.lines().count(), 8, "{}", events.body);
+    assert_eq!(app.get("B2C_1_f").status, 200);
+    assert_eq!(app.get("B2C_1_a").status, 404);
 }
