@@ -3,7 +3,10 @@
 For each binary: a fresh data directory, N tenants with one create each (plus, with --refused,
 N more tenants that only get a refused DELETE), then the data directory's size, the server's
 resident memory against the same binary idle on an empty directory, and the time from a restart
-to ready. Traffic goes to 127.0.0.1 only; every server is stopped by its PID.
+to ready. With --park-after S the servers park tenants idle for S seconds, and the memory is
+read again once they have all been parked; without it they never park (the environment variable
+USERFLOWS_TENANT_IDLE_SECS, which binaries older than parking ignore). Traffic goes to 127.0.0.1
+only; every server is stopped by its PID.
 
     python3 loadtests/many_tenants.py --tenants 5000 --refused target/release/userflows-emulator /tmp/old/userflows-emulator
 """
@@ -44,12 +47,13 @@ def disk_bytes(path: str) -> int:
 
 
 class Server:
-    def __init__(self, binary: str, data: str, port: int):
+    def __init__(self, binary: str, data: str, port: int, park_after: int = 0):
         self.port = port
         self.process = subprocess.Popen(
             [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "USERFLOWS_TENANT_IDLE_SECS": str(park_after)},
         )
         self.started = time.monotonic()
         try:
@@ -101,19 +105,36 @@ def drive(port: int, tenants: int, refused: bool) -> None:
                 raise SystemExit(f"refused delete in ghost{i}: {response.status}")
 
 
-def measure(binary: str, tenants: int, refused: bool, port: int) -> dict:
+def actors(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/_emulator/metrics")
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith("userflows_tenant_actors "):
+            return int(line.split()[1])
+    return -1
+
+
+def measure(binary: str, tenants: int, refused: bool, port: int, park_after: int) -> dict:
     work = tempfile.mkdtemp(prefix="many-tenants.")
     try:
         empty = Server(binary, os.path.join(work, "empty"), port)
         idle_rss = rss_kib(empty.process.pid)
         empty.stop()
         data = os.path.join(work, "data")
-        server = Server(binary, data, port)
+        server = Server(binary, data, port, park_after)
+        parked_rss = None
         try:
             started = time.monotonic()
             drive(port, tenants, refused)
             load_s = time.monotonic() - started
             rss = rss_kib(server.process.pid) - idle_rss
+            if park_after:
+                deadline = time.monotonic() + 3 * park_after + 30
+                while actors(port) != 0 and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                if actors(port) != 0:
+                    raise SystemExit("tenants were not all parked")
+                parked_rss = rss_kib(server.process.pid) - idle_rss
         finally:
             server.stop()
         disk = disk_bytes(data)
@@ -129,6 +150,7 @@ def measure(binary: str, tenants: int, refused: bool, port: int) -> dict:
             "disk_mib": round(disk / 2**20, 1),
             "disk_per_tenant_b": round(disk / tenants),
             "rss_per_tenant_b": round(rss * 1024 / tenants),
+            "rss_parked_per_tenant_b": "-" if parked_rss is None else round(parked_rss * 1024 / tenants),
             "rss_after_restart_per_tenant_b": round(again_rss * 1024 / tenants),
             "restart_to_ready_s": round(ready_s, 2),
         }
@@ -142,8 +164,9 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=5000)
     parser.add_argument("--refused", action="store_true", help="also N tenants with only a 404")
     parser.add_argument("--port", type=int, default=18700)
+    parser.add_argument("--park-after", type=int, default=0, help="seconds before an idle tenant is parked (0: never)")
     args = parser.parse_args()
-    rows = [measure(b, args.tenants, args.refused, args.port) for b in args.binaries]
+    rows = [measure(b, args.tenants, args.refused, args.port, args.park_after) for b in args.binaries]
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
