@@ -479,19 +479,17 @@ impl TenantActor {
     /// its slot becomes [`Slot::Parked`] and the actor stops, freeing the state; the next
     /// request wakes a new actor, which rebuilds the state from the log.
     fn park_if_idle(&mut self, ctx: &mut Context<Self>) {
-        let Some(parking) = self.parking.as_mut() else {
-            return;
-        };
-        if std::mem::take(&mut parking.touched) {
-            return;
-        }
         let quiet = self.batch.is_empty()
             && self.waiting.is_empty()
             && !self.timer_armed
             && !self.failing
             && self.write_failure.is_none()
             && matches!(self.health, Health::Ready(_));
-        let Some(parking) = self.parking.as_ref().filter(|_| quiet) else {
+        let touched = self
+            .parking
+            .as_mut()
+            .is_some_and(|parking| std::mem::take(&mut parking.touched));
+        let Some(parking) = self.parking.as_ref().filter(|_| quiet && !touched) else {
             return;
         };
         let Ok(mut tenants) = parking.tenants.write() else {

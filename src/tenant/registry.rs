@@ -45,7 +45,7 @@ pub struct RegistryOptions {
     pub idle_after: Option<Duration>,
 }
 
-pub(crate) enum Slot {
+pub(super) enum Slot {
     Running(TenantHandle),
     /// The tenant has a log and no actor (it was idle): the next request wakes it. Holds where
     /// it stood, for the admin listing.
@@ -55,7 +55,7 @@ pub(crate) enum Slot {
 }
 
 /// Every tenant that has a log or an actor, shared with the actors (which park themselves).
-pub(crate) type Tenants = Arc<RwLock<HashMap<TenantId, Slot>>>;
+pub(super) type Tenants = Arc<RwLock<HashMap<TenantId, Slot>>>;
 
 /// A tenant as the registry sees it now.
 pub enum TenantView {
