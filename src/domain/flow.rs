@@ -119,7 +119,8 @@ pub fn key_hash(build: &impl BuildHasher, id: &str) -> u64 {
 
 /// The kind of user flow. `unknownFutureValue` is Graph's "newer than your client" sentinel; it
 /// is never accepted on input, so it has no variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Ordered as declared, which is how `$orderby` sorts it (OData orders enum members by value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum UserFlowType {
     SignUp,
@@ -165,6 +166,18 @@ impl UserFlowType {
         })
     }
 
+    /// The position of this value in the declaration (its OData value).
+    #[must_use]
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+
+    /// The value of that rank, if any.
+    #[must_use]
+    pub fn from_rank(rank: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(rank)).copied()
+    }
+
     /// The type of that exact name (as bytes, so a body's raw text needs no check first), if
     /// any.
     #[must_use]
@@ -206,6 +219,13 @@ impl UserFlowTypeVersion {
     pub const fn value(self) -> f32 {
         self.0
     }
+
+    /// A key that orders as the value does: versions are positive and finite, and such `f32`s
+    /// order as their bit patterns.
+    #[must_use]
+    pub const fn sort_key(self) -> u32 {
+        self.0.to_bits()
+    }
 }
 
 /// Largest magnitude below which every integer is exact in an `f64`/`i64` round trip.
@@ -244,10 +264,15 @@ impl UserFlow {
     /// A valid `signIn` flow of version 1 with id `id` (prefixed when it lacks the prefix): the
     /// flow unit tests build when only its id matters.
     pub(crate) fn sample(id: &str) -> Self {
+        Self::sample_of(id, UserFlowType::SignIn, 1.0)
+    }
+
+    /// A valid flow of these values.
+    pub(crate) fn sample_of(id: &str, kind: UserFlowType, version: f64) -> Self {
         Self {
             id: UserFlowId::parse(id).unwrap(),
-            user_flow_type: UserFlowType::SignIn,
-            user_flow_type_version: UserFlowTypeVersion::parse(1.0).unwrap(),
+            user_flow_type: kind,
+            user_flow_type_version: UserFlowTypeVersion::parse(version).unwrap(),
         }
     }
 }

@@ -12,7 +12,7 @@ use super::auth::tenant_of;
 use super::body::parse_create_body;
 use super::context::{RequestContext, MAX_CLIENT_REQUEST_ID};
 use super::error::ApiError;
-use super::query::{self, parse_list, parse_none};
+use super::query::{parse_count, parse_get, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
 use super::route::{self, Target};
 use super::AppState;
@@ -141,13 +141,16 @@ async fn get(
     tenant: &TenantId,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
-    parse_none(req.query_string())?;
+    let select = parse_get(req.query_string())?;
     match state
         .registry
         .read(tenant, Read::Get(FlowKey::of(id)))
         .await?
     {
-        ReadOutcome::Flow(Some(flow)) => response::entity(StatusCode::OK, &base_url(req), &flow),
+        ReadOutcome::Flow(Some(flow)) => match select {
+            None => response::entity(StatusCode::OK, &base_url(req), &flow),
+            Some(select) => response::selected_entity(&base_url(req), &flow, &select),
+        },
         ReadOutcome::Flow(None) => Err(DomainError::NotFound { id: id.to_owned() }.into()),
         _ => Err(ApiError::Internal(
             "get answered with another kind of outcome".to_owned(),
@@ -160,15 +163,13 @@ async fn list(
     state: &AppState,
     tenant: &TenantId,
 ) -> Result<HttpResponse, ApiError> {
-    let query = parse_list(req.query_string())?;
-    let read = Read::List {
-        after: query.after,
-        size: query.top,
-    };
+    let options = parse_list(req.query_string(), tenant.as_str())?;
+    let read = Read::List(options.query.clone());
     let ReadOutcome::Page {
         flows,
-        next_after,
-        total,
+        next,
+        horizon,
+        count,
     } = state.registry.read(tenant, read).await?
     else {
         return Err(ApiError::Internal(
@@ -176,19 +177,10 @@ async fn list(
         ));
     };
     let base = base_url(req);
-    let next_link = next_after.map(|after| {
-        let top = if query.top_given {
-            format!("$top={}&", query.top)
-        } else {
-            String::new()
-        };
-        format!(
-            "{base}{COLLECTION_PATH}?{top}$skiptoken={}",
-            query::skiptoken(after)
-        )
+    let next_link = next.map(|cursor| {
+        options.next_link(&[base.as_str(), COLLECTION_PATH].concat(), horizon, &cursor)
     });
-    let count = (query.count && query.after.is_none()).then_some(total);
-    response::collection(&base, &flows, count, next_link)
+    response::collection(&base, &flows, options.select.as_deref(), count, next_link)
 }
 
 async fn count(
@@ -196,8 +188,8 @@ async fn count(
     state: &AppState,
     tenant: &TenantId,
 ) -> Result<HttpResponse, ApiError> {
-    parse_none(req.query_string())?;
-    match state.registry.read(tenant, Read::Count).await? {
+    let filter = parse_count(req.query_string())?;
+    match state.registry.read(tenant, Read::Count(filter)).await? {
         ReadOutcome::Count(n) => Ok(HttpResponse::Ok()
             .content_type("text/plain")
             .insert_header(response::ODATA_VERSION)

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 mod context;
 pub(crate) mod error;
+pub mod filter;
 mod handlers;
 mod json;
 mod protocol;

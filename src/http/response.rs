@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 
 use super::error::ApiError;
 use super::json::needs_escape;
-use crate::domain::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+use crate::domain::{Property, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
 
 /// The content type of every JSON success.
 pub const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8");
@@ -89,14 +89,59 @@ impl<'a> Entity<'a> {
 }
 
 #[derive(Serialize)]
-struct Collection<'a> {
+struct Collection<'a, T: Serialize> {
     #[serde(rename = "@odata.context")]
-    context: ContextUrl<'a>,
+    context: &'a str,
     #[serde(rename = "@odata.count", skip_serializing_if = "Option::is_none")]
     count: Option<usize>,
     #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
     next_link: Option<String>,
-    value: &'a [UserFlow],
+    value: &'a [T],
+}
+
+/// A flow trimmed to the properties `$select` named (always in declared order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Selected<'a> {
+    #[serde(rename = "@odata.context", skip_serializing_if = "Option::is_none")]
+    context: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a UserFlowId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_flow_type: Option<UserFlowType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_flow_type_version: Option<UserFlowTypeVersion>,
+}
+
+impl<'a> Selected<'a> {
+    fn of(flow: &'a UserFlow, select: &[Property], context: Option<&'a str>) -> Self {
+        Self {
+            context,
+            id: select.contains(&Property::Id).then_some(&flow.id),
+            user_flow_type: select
+                .contains(&Property::Type)
+                .then_some(flow.user_flow_type),
+            user_flow_type_version: select
+                .contains(&Property::Version)
+                .then_some(flow.user_flow_type_version),
+        }
+    }
+}
+
+/// `@odata.context` of the collection, naming the selected properties as requested:
+/// `…/$metadata#identity/userFlows(id,userFlowType)`, then `/$entity` for one flow.
+fn context(base: &str, select: Option<&[Property]>, entity: bool) -> String {
+    let mut url = format!("{base}/beta/$metadata#identity/userFlows");
+    if let Some(select) = select {
+        url.push('(');
+        let names: Vec<&str> = select.iter().map(|p| p.name()).collect();
+        url.push_str(&names.join(","));
+        url.push(')');
+    }
+    if entity {
+        url.push_str("/$entity");
+    }
+    url
 }
 
 /// A JSON success response.
@@ -141,25 +186,51 @@ pub fn entity(status: StatusCode, base: &str, flow: &UserFlow) -> Result<HttpRes
     Ok(with_json_headers(status, body))
 }
 
-/// A page of flows.
+/// One flow trimmed by `$select`.
+pub fn selected_entity(
+    base: &str,
+    flow: &UserFlow,
+    select: &[Property],
+) -> Result<HttpResponse, ApiError> {
+    let context = context(base, Some(select), true);
+    json(StatusCode::OK, &Selected::of(flow, select, Some(&context)))
+}
+
+/// A page of flows, trimmed by `$select` when given.
 pub fn collection(
     base: &str,
     flows: &[UserFlow],
+    select: Option<&[Property]>,
     count: Option<usize>,
     next_link: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    json(
-        StatusCode::OK,
-        &Collection {
-            context: ContextUrl {
-                base,
-                path: "/beta/$metadata#identity/userFlows",
+    let context = context(base, select, false);
+    match select {
+        None => json(
+            StatusCode::OK,
+            &Collection {
+                context: &context,
+                count,
+                next_link,
+                value: flows,
             },
-            count,
-            next_link,
-            value: flows,
-        },
-    )
+        ),
+        Some(select) => {
+            let value: Vec<Selected<'_>> = flows
+                .iter()
+                .map(|f| Selected::of(f, select, None))
+                .collect();
+            json(
+                StatusCode::OK,
+                &Collection {
+                    context: &context,
+                    count,
+                    next_link,
+                    value: &value,
+                },
+            )
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::domain::{DomainError, FlowKey, UserFlow, UserFlowId, UserFlows};
+use crate::domain::{
+    Cursor, DomainError, Filter, FlowKey, ListRequest, OrderKey, UserFlow, UserFlowId, UserFlows,
+};
 use crate::store::StoreError;
 
 pub use handle::TenantHandle;
@@ -90,16 +92,28 @@ pub enum WriteOutcome {
     Deleted(UserFlowId),
 }
 
+/// A page of a listing, as the HTTP layer parsed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filter: Option<Filter>,
+    /// Empty: creation order.
+    pub order: Vec<OrderKey>,
+    /// The horizon and cursor of a later page; `None` on the first.
+    pub resume: Option<(u64, Cursor)>,
+    /// Matches passed over on the first page.
+    pub skip: usize,
+    pub size: usize,
+    /// Whether the first page counts the matches.
+    pub count: bool,
+}
+
 /// A question about a tenant's flows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Read {
     Get(FlowKey),
-    /// Up to `size` flows after creation position `after`.
-    List {
-        after: Option<u64>,
-        size: usize,
-    },
-    Count,
+    List(ListQuery),
+    /// How many flows match.
+    Count(Option<Filter>),
     /// The tenant's position and health, for the admin routes.
     Summary,
 }
@@ -120,10 +134,12 @@ pub enum ReadOutcome {
     Flow(Option<UserFlow>),
     Page {
         flows: Vec<UserFlow>,
-        /// Where the next page starts, when there is one.
-        next_after: Option<u64>,
-        /// How many flows the tenant has in all.
-        total: usize,
+        /// Where the next page starts, when another match follows.
+        next: Option<Cursor>,
+        /// The walk's horizon: the next page lists only flows created before it.
+        horizon: u64,
+        /// How many flows match, when the first page asked.
+        count: Option<usize>,
     },
     Count(usize),
     Summary(TenantSummary),
@@ -136,15 +152,28 @@ pub fn answer(flows: &UserFlows, read: &Read) -> ReadOutcome {
         Read::Get(key) => {
             ReadOutcome::Flow(crate::domain::FlowLookup::find(flows, key.as_str()).cloned())
         }
-        Read::List { after, size } => {
-            let page = flows.page(*after, *size);
+        Read::List(query) => {
+            let (horizon, after) = match &query.resume {
+                Some((horizon, cursor)) => (*horizon, Some(cursor)),
+                None => (flows.next_position(), None),
+            };
+            let listing = flows.list(&ListRequest {
+                filter: query.filter.as_ref(),
+                order: &query.order,
+                horizon,
+                after,
+                skip: if after.is_some() { 0 } else { query.skip },
+                size: query.size,
+            });
+            let first = query.resume.is_none();
             ReadOutcome::Page {
-                flows: page.flows.into_iter().cloned().collect(),
-                next_after: page.next_after,
-                total: flows.len(),
+                flows: listing.flows.into_iter().cloned().collect(),
+                next: listing.next,
+                horizon,
+                count: (first && query.count).then(|| flows.count(query.filter.as_ref())),
             }
         }
-        Read::Count => ReadOutcome::Count(flows.len()),
+        Read::Count(filter) => ReadOutcome::Count(flows.count(filter.as_ref())),
         Read::Summary => ReadOutcome::Summary(TenantSummary {
             applied_seq: 0,
             flows: flows.len(),

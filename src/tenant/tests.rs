@@ -239,7 +239,7 @@ async fn nothing_decided_against_a_pending_write_is_seen_before_its_flush() {
         actix_web::rt::task::yield_now().await;
     }
     let duplicate = actix_web::rt::spawn(async move { h2.execute(create("A"), meta()).await });
-    let read = actix_web::rt::spawn(async move { h3.read(Read::Count).await });
+    let read = actix_web::rt::spawn(async move { h3.read(Read::Count(None)).await });
     // The read answers from the durable state; the refusal waits for the flush.
     assert!(matches!(read.await.unwrap(), Ok(ReadOutcome::Count(0))));
     settle().await;
@@ -253,7 +253,7 @@ async fn nothing_decided_against_a_pending_write_is_seen_before_its_flush() {
         ))
     ));
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(1))
     ));
     registry.shutdown();
@@ -283,7 +283,7 @@ async fn the_creates_queued_in_one_pass_are_one_write_and_answered_after_its_flu
     }
     assert_eq!(statuses, ["B2C_1_a", "B2C_1_b", "refused", "B2C_1_c"]);
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(3))
     ));
     registry.shutdown();
@@ -304,7 +304,7 @@ async fn assert_unavailable(handle: &TenantHandle) {
         Err(TenantError::Unavailable { .. })
     ));
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Err(TenantError::Unavailable { .. })
     ));
 }
@@ -346,7 +346,7 @@ async fn written_behind_events_are_answered_and_read_at_once_then_written_within
         Ok(WriteOutcome::Created(_))
     ));
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(1))
     ));
     let started = std::time::Instant::now();
@@ -492,7 +492,7 @@ async fn a_full_disk_refuses_writes_with_cannot_write_still_answers_reads_and_re
         Err(TenantError::Domain(_))
     ));
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(1))
     ));
     assert!(registry.write_problems().0.is_some(), "readiness names it");
@@ -559,7 +559,7 @@ async fn a_failed_flush_answers_cannot_write_removes_its_events_and_the_tenant_w
     assert!(cannot_write(&b.await.unwrap()));
     assert_eq!(stored(&log), 0);
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(0))
     ));
     let h = handle.clone();
@@ -573,7 +573,7 @@ async fn a_failed_flush_answers_cannot_write_removes_its_events_and_the_tenant_w
     assert!(c.await.unwrap().is_ok());
     assert_eq!(stored(&log), 1);
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(1))
     ));
     registry.shutdown();
@@ -609,14 +609,14 @@ async fn a_full_queue_answers_busy_at_once_and_serves_again_when_drained() {
     let waiting: Vec<_> = (0..2)
         .map(|_| {
             let h = handle.clone();
-            actix_web::rt::spawn(async move { h.read(Read::Count).await })
+            actix_web::rt::spawn(async move { h.read(Read::Count(None)).await })
         })
         .collect();
     while handle.queued.load(Ordering::Acquire) < 2 {
         actix_web::rt::task::yield_now().await;
     }
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Err(TenantError::Busy { .. })
     ));
     release.send(()).unwrap();
@@ -624,7 +624,7 @@ async fn a_full_queue_answers_busy_at_once_and_serves_again_when_drained() {
         assert!(matches!(w.await.unwrap(), Ok(ReadOutcome::Count(0))));
     }
     assert!(matches!(
-        handle.read(Read::Count).await,
+        handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(0))
     ));
     assert_eq!(handle.queued.load(Ordering::Acquire), 0);
@@ -632,7 +632,7 @@ async fn a_full_queue_answers_busy_at_once_and_serves_again_when_drained() {
 }
 
 async fn count(registry: &TenantRegistry, tenant: &TenantId) -> usize {
-    match registry.read(tenant, Read::Count).await {
+    match registry.read(tenant, Read::Count(None)).await {
         Ok(ReadOutcome::Count(n)) => n,
         other => panic!("count answered {other:?}"),
     }

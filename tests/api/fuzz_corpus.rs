@@ -8,6 +8,7 @@ use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use userflows_emulator::codec::{decode, decode_event, decode_json, to_json};
 use userflows_emulator::http::auth::tenant_of;
 use userflows_emulator::http::body::{parse_any_body, parse_create_body};
+use userflows_emulator::http::filter::{parse_filter, parse_orderby, parse_select};
 use userflows_emulator::http::query::{parse_list, parse_none};
 use userflows_emulator::http::AuthMode;
 
@@ -65,8 +66,21 @@ fn the_stored_record_readers_agree_on_every_corpus_input() {
 fn every_corpus_query_parses_or_is_refused() {
     for bytes in corpus("query") {
         if let Ok(text) = std::str::from_utf8(&bytes) {
-            let _ = parse_list(text);
+            let _ = parse_list(text, "tenant");
             let _ = parse_none(text);
+        }
+    }
+}
+
+#[test]
+fn every_corpus_filter_parses_or_says_why() {
+    for bytes in corpus("filter") {
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            if let Err(message) = parse_filter(text) {
+                assert!(message.starts_with("Invalid filter clause: "), "{message}");
+            }
+            let _ = parse_orderby(text);
+            let _ = parse_select(text);
         }
     }
 }

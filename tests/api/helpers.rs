@@ -77,6 +77,22 @@ pub fn flow(id: &str) -> Value {
     json!({"id": id, "userFlowType": "signUpOrSignIn", "userFlowTypeVersion": 1})
 }
 
+/// A walk that ran while others wrote: each of `lasting` (present for the whole walk) is in it
+/// exactly once, and no id is in it twice.
+pub fn assert_walk_exact(walk: &[String], lasting: &[String]) {
+    for id in lasting {
+        assert_eq!(
+            walk.iter().filter(|w| *w == id).count(),
+            1,
+            "{id} once in {walk:?}"
+        );
+    }
+    let mut unique = walk.to_vec();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), walk.len(), "no flow twice: {walk:?}");
+}
+
 /// A running emulator and a client for it.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`

@@ -14,6 +14,7 @@ mod disk_full;
 mod fuzz_corpus;
 mod helpers;
 mod log_cli;
+mod query;
 mod read;
 mod recovery;
 mod restart;
