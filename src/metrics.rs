@@ -13,17 +13,20 @@ pub enum RouteLabel {
     Count,
     Get,
     Delete,
+    /// `POST /beta/$batch` itself; its items count under their own routes.
+    Batch,
     Admin,
     Other,
 }
 
 impl RouteLabel {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Create,
         Self::List,
         Self::Count,
         Self::Get,
         Self::Delete,
+        Self::Batch,
         Self::Admin,
         Self::Other,
     ];
@@ -35,6 +38,7 @@ impl RouteLabel {
             Self::Count => "count",
             Self::Get => "get",
             Self::Delete => "delete",
+            Self::Batch => "batch",
             Self::Admin => "admin",
             Self::Other => "other",
         }
@@ -42,8 +46,8 @@ impl RouteLabel {
 }
 
 /// Statuses counted one by one; any other is counted as `other`.
-const STATUSES: [u16; 16] = [
-    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 429, 500, 503, 507,
+const STATUSES: [u16; 17] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 424, 429, 500, 503, 507,
 ];
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [

@@ -10,6 +10,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest, HttpResponse};
 
@@ -99,15 +100,8 @@ impl RequestContext {
         }
     }
 
-    /// Stamps the id headers on the response, counts it in the metrics and logs it: every
-    /// response, error or not.
-    pub(super) fn finish<B>(
-        &self,
-        req: &HttpRequest,
-        state: Option<&AppState>,
-        response: &mut HttpResponse<B>,
-        started: Instant,
-    ) {
+    /// Puts the id headers on a response.
+    pub(super) fn stamp<B>(&self, response: &mut HttpResponse<B>) {
         let headers = response.headers_mut();
         headers.insert(REQUEST_ID, self.request_header.clone());
         headers.insert(
@@ -116,6 +110,19 @@ impl RequestContext {
                 .clone()
                 .unwrap_or_else(|| self.request_header.clone()),
         );
+    }
+
+    /// Stamps the id headers on the response, counts it in the metrics and logs it: every
+    /// response, error or not.
+    pub(super) fn finish<B>(
+        &self,
+        method: &Method,
+        path: &str,
+        state: Option<&AppState>,
+        response: &mut HttpResponse<B>,
+        started: Instant,
+    ) {
+        self.stamp(response);
         let elapsed = started.elapsed();
         let route = self.route.get().unwrap_or(RouteLabel::Other);
         let status = response.status().as_u16();
@@ -123,8 +130,8 @@ impl RequestContext {
             state.metrics.record(route, status, elapsed);
         }
         tracing::debug!(
-            method = %req.method(),
-            path = req.path(),
+            %method,
+            path,
             status,
             micros = elapsed.as_micros() as u64,
             request_id = %self.request_id,
@@ -145,6 +152,7 @@ pub(super) async fn stamp(
     context.set_route(RouteLabel::Admin);
     let (req, mut response) = next.call(req).await?.into_parts();
     let state = req.app_data::<web::Data<AppState>>();
-    context.finish(&req, state.map(web::Data::get_ref), &mut response, started);
+    let state = state.map(web::Data::get_ref);
+    context.finish(req.method(), req.path(), state, &mut response, started);
     Ok(ServiceResponse::new(req, response))
 }

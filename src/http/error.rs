@@ -51,6 +51,9 @@ pub enum ApiError {
     /// 415 `UnsupportedMediaType`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 424 `FailedDependency`: a batch item whose `dependsOn` request failed.
+    #[error("{0}")]
+    FailedDependency(String),
     /// 503 `serviceNotAvailable`, with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
@@ -86,6 +89,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }
+            Self::FailedDependency(_) => (StatusCode::FAILED_DEPENDENCY, "FailedDependency"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable"),
             Self::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficientStorage")

@@ -1,9 +1,12 @@
 //! The Graph routes: one handler takes every request outside `/_emulator`, so that every path,
-//! method and extractor failure is answered in the Graph envelope rather than by actix.
+//! method and extractor failure is answered in the Graph envelope rather than by actix. A
+//! request is first made a [`GraphRequest`], so that a `$batch` item takes exactly the same
+//! path through [`serve`] as the same request sent alone.
 
 use std::time::Instant;
 
-use actix_web::http::{header, Method, StatusCode};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -15,10 +18,28 @@ use super::error::ApiError;
 use super::query::{parse_count, parse_get, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
 use super::route::{self, Target};
-use super::AppState;
+use super::{batch, AppState};
 use crate::domain::{Command, DeleteUserFlow, DomainError, FlowKey};
 use crate::metrics::RouteLabel;
 use crate::tenant::{Read, ReadOutcome, TenantId, WriteOutcome};
+
+/// A Graph request, from the wire or from a `$batch`.
+pub(super) struct GraphRequest<'a> {
+    pub method: Method,
+    /// The path, still percent-encoded.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    /// `scheme://host` as the client reached us.
+    pub base: &'a str,
+    pub body: Body,
+}
+
+/// A request body: streamed from the connection, or already read (a batch item's).
+pub(super) enum Body {
+    Stream(web::Payload),
+    Bytes(web::Bytes),
+}
 
 /// Entry point of every Graph request.
 pub(super) async fn graph(
@@ -28,17 +49,48 @@ pub(super) async fn graph(
 ) -> HttpResponse {
     let started = Instant::now();
     let context = RequestContext::new(req.headers());
-    let mut response = match route_request(&req, payload, &state, &context).await {
-        Ok(response) => response,
-        Err(error) => error.respond(&context),
+    let base = base_url(&req);
+    let request = GraphRequest {
+        method: req.method().clone(),
+        path: req.uri().path(),
+        query: req.query_string(),
+        headers: req.headers(),
+        base: &base,
+        body: Body::Stream(payload),
     };
-    context.finish(&req, Some(&state), &mut response, started);
+    let result = if batch::is_batch_path(request.path) {
+        context.set_route(RouteLabel::Batch);
+        batch::run(request, &state, &context).await
+    } else {
+        route_request(request, &state, &context).await
+    };
+    let mut response = result.unwrap_or_else(|error| error.respond(&context));
+    context.finish(
+        req.method(),
+        req.path(),
+        Some(&state),
+        &mut response,
+        started,
+    );
+    response
+}
+
+/// Serves one Graph request with its own context (request ids, metrics, log line): what a
+/// `$batch` item gets.
+pub(super) async fn serve(request: GraphRequest<'_>, state: &AppState) -> HttpResponse {
+    let started = Instant::now();
+    let context = RequestContext::new(request.headers);
+    let method = request.method.clone();
+    let path = request.path.to_owned();
+    let mut response = route_request(request, state, &context)
+        .await
+        .unwrap_or_else(|error| error.respond(&context));
+    context.finish(&method, &path, Some(state), &mut response, started);
     response
 }
 
 async fn route_request(
-    req: &HttpRequest,
-    payload: web::Payload,
+    request: GraphRequest<'_>,
     state: &AppState,
     context: &RequestContext,
 ) -> Result<HttpResponse, ApiError> {
@@ -47,9 +99,9 @@ async fn route_request(
             "The header 'client-request-id' is longer than {MAX_CLIENT_REQUEST_ID} characters."
         )));
     }
-    let tenant = tenant_of(req.headers(), &state.auth)?;
-    let target = route::parse(req.uri().path())?;
-    let method = req.method();
+    let tenant = tenant_of(request.headers, &state.auth)?;
+    let target = route::parse(request.path)?;
+    let method = request.method.clone();
     let label = match &target {
         Target::Collection if method == Method::GET => RouteLabel::List,
         Target::Collection if method == Method::POST => RouteLabel::Create,
@@ -60,20 +112,20 @@ async fn route_request(
     };
     context.set_route(label);
     match target {
-        Target::Collection if method == Method::GET => list(req, state, &tenant).await,
+        Target::Collection if method == Method::GET => list(&request, state, &tenant).await,
         Target::Collection if method == Method::POST => {
-            create(req, payload, state, &tenant, context).await
+            create(request, state, &tenant, context).await
         }
         Target::Collection => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        Target::Count if method == Method::GET => count(req, state, &tenant).await,
+        Target::Count if method == Method::GET => count(&request, state, &tenant).await,
         Target::Count => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         Target::Ref => Err(ApiError::bad_request(format!(
             "'{COLLECTION_PATH}/$ref' is not a resource: to create a user flow, POST an \
              identityUserFlow to {COLLECTION_PATH}."
         ))),
-        Target::Item(id) if method == Method::GET => get(req, state, &tenant, &id).await,
+        Target::Item(id) if method == Method::GET => get(&request, state, &tenant, &id).await,
         Target::Item(id) if method == Method::DELETE => {
-            delete(req, state, &tenant, id, context).await
+            delete(&request, state, &tenant, id, context).await
         }
         Target::Item(_) => Err(ApiError::MethodNotAllowed {
             allow: "GET, DELETE",
@@ -82,22 +134,29 @@ async fn route_request(
 }
 
 async fn create(
-    req: &HttpRequest,
-    payload: web::Payload,
+    request: GraphRequest<'_>,
     state: &AppState,
     tenant: &TenantId,
     context: &RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    parse_none(req.query_string())?;
-    require_json(req)?;
-    let body = actix_web::rt::time::timeout(
-        state.body_timeout,
-        read_body(req, payload, state.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout {
-        seconds: state.body_timeout.as_secs(),
-    })??;
+    parse_none(request.query)?;
+    require_json(request.headers)?;
+    let body = match request.body {
+        Body::Stream(payload) => actix_web::rt::time::timeout(
+            state.body_timeout,
+            read_body(request.headers, payload, state.max_body_bytes),
+        )
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            seconds: state.body_timeout.as_secs(),
+        })??,
+        Body::Bytes(bytes) if bytes.len() > state.max_body_bytes => {
+            return Err(ApiError::PayloadTooLarge {
+                limit: state.max_body_bytes,
+            })
+        }
+        Body::Bytes(bytes) => BytesMut::from(bytes.as_ref()),
+    };
     let command = parse_create_body(&body)?;
     let outcome = state
         .registry
@@ -106,11 +165,11 @@ async fn create(
     let WriteOutcome::Created(flow) = outcome else {
         return Err(ApiError::Internal("a create did not create".to_owned()));
     };
-    let base = base_url(req);
-    let mut response = response::entity(StatusCode::CREATED, &base, &flow)?;
+    let base = request.base;
+    let mut response = response::entity(StatusCode::CREATED, base, &flow)?;
     let id = flow.id.as_str();
     let mut location = BytesMut::with_capacity(base.len() + COLLECTION_PATH.len() + 1 + id.len());
-    for part in [base.as_str(), COLLECTION_PATH, "/", id] {
+    for part in [base, COLLECTION_PATH, "/", id] {
         location.extend_from_slice(part.as_bytes());
     }
     let location = header::HeaderValue::from_maybe_shared(location.freeze())
@@ -120,13 +179,13 @@ async fn create(
 }
 
 async fn delete(
-    req: &HttpRequest,
+    request: &GraphRequest<'_>,
     state: &AppState,
     tenant: &TenantId,
     id: String,
     context: &RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    parse_none(req.query_string())?;
+    parse_none(request.query)?;
     let command = Command::Delete(DeleteUserFlow { id });
     state
         .registry
@@ -136,20 +195,20 @@ async fn delete(
 }
 
 async fn get(
-    req: &HttpRequest,
+    request: &GraphRequest<'_>,
     state: &AppState,
     tenant: &TenantId,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let select = parse_get(req.query_string())?;
+    let select = parse_get(request.query)?;
     match state
         .registry
         .read(tenant, Read::Get(FlowKey::of(id)))
         .await?
     {
         ReadOutcome::Flow(Some(flow)) => match select {
-            None => response::entity(StatusCode::OK, &base_url(req), &flow),
-            Some(select) => response::selected_entity(&base_url(req), &flow, &select),
+            None => response::entity(StatusCode::OK, request.base, &flow),
+            Some(select) => response::selected_entity(request.base, &flow, &select),
         },
         ReadOutcome::Flow(None) => Err(DomainError::NotFound { id: id.to_owned() }.into()),
         _ => Err(ApiError::Internal(
@@ -159,11 +218,11 @@ async fn get(
 }
 
 async fn list(
-    req: &HttpRequest,
+    request: &GraphRequest<'_>,
     state: &AppState,
     tenant: &TenantId,
 ) -> Result<HttpResponse, ApiError> {
-    let options = parse_list(req.query_string(), tenant.as_str())?;
+    let options = parse_list(request.query, tenant.as_str())?;
     let read = Read::List(options.query.clone());
     let ReadOutcome::Page {
         flows,
@@ -176,19 +235,18 @@ async fn list(
             "list answered with another kind of outcome".to_owned(),
         ));
     };
-    let base = base_url(req);
-    let next_link = next.map(|cursor| {
-        options.next_link(&[base.as_str(), COLLECTION_PATH].concat(), horizon, &cursor)
-    });
-    response::collection(&base, &flows, options.select.as_deref(), count, next_link)
+    let base = request.base;
+    let next_link =
+        next.map(|cursor| options.next_link(&[base, COLLECTION_PATH].concat(), horizon, &cursor));
+    response::collection(base, &flows, options.select.as_deref(), count, next_link)
 }
 
 async fn count(
-    req: &HttpRequest,
+    request: &GraphRequest<'_>,
     state: &AppState,
     tenant: &TenantId,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = parse_count(req.query_string())?;
+    let filter = parse_count(request.query)?;
     match state.registry.read(tenant, Read::Count(filter)).await? {
         ReadOutcome::Count(n) => Ok(HttpResponse::Ok()
             .content_type("text/plain")
@@ -201,8 +259,8 @@ async fn count(
 }
 
 /// Create takes `application/json` only (a `charset` or other parameter is fine).
-fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let value = req.headers().get(header::CONTENT_TYPE);
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let value = headers.get(header::CONTENT_TYPE);
     if value.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json")) {
         return Ok(());
     }
@@ -222,13 +280,12 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// Reads the body, refusing it with 413 as soon as it passes the limit.
-async fn read_body(
-    req: &HttpRequest,
+pub(super) async fn read_body(
+    headers: &HeaderMap,
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<BytesMut, ApiError> {
-    let declared = req
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub mod auth;
+mod batch;
 pub mod body;
 mod context;
 pub(crate) mod error;

@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod batch;
 mod crash;
 mod create;
 mod disk_full;

@@ -1,0 +1,539 @@
+//! JSON batching, `POST /beta/$batch`: up to 20 requests in one body, each served by the same
+//! code as the same request sent alone ([`super::handlers::serve`]), answered one by one in
+//! request order. Writes that depend on nothing are handed to their tenant back to back, so
+//! they share group commits; a read, or a request with `dependsOn`, waits for what came before.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use actix_web::body::to_bytes;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::HttpResponse;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::auth::tenant_of;
+use super::context::RequestContext;
+use super::error::ApiError;
+use super::handlers::{read_body, serve, Body, GraphRequest};
+use super::query::parse_none;
+use super::response;
+use super::AppState;
+
+/// The most requests one batch may hold, as on Graph.
+pub const MAX_REQUESTS: usize = 20;
+
+/// Whether a (still percent-encoded) path is `/beta/$batch`.
+pub(super) fn is_batch_path(path: &str) -> bool {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let named = |s: Option<&str>, name: &str| s.is_some_and(|s| s.eq_ignore_ascii_case(name));
+    named(segments.next(), "beta")
+        && segments
+            .next()
+            .is_some_and(|s| s == "$batch" || s.eq_ignore_ascii_case("%24batch"))
+        && segments.next().is_none()
+}
+
+/// One request of a batch, checked.
+struct Item {
+    id: String,
+    method: Method,
+    /// The path and query under `/beta`, or why the item's URL cannot be served (its own 400).
+    target: Result<(String, String), String>,
+    headers: HeaderMap,
+    /// The body as JSON text.
+    body: Option<String>,
+    depends_on: Vec<usize>,
+}
+
+/// One answer of a batch.
+#[derive(Serialize)]
+struct ItemResponse {
+    id: String,
+    status: u16,
+    headers: serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Box<RawValue>>,
+}
+
+#[derive(Serialize)]
+struct BatchResponse<'a> {
+    responses: &'a [ItemResponse],
+}
+
+fn malformed(detail: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("Invalid batch payload: {detail}"))
+}
+
+/// Serves `POST /beta/$batch`.
+pub(super) async fn run(
+    request: GraphRequest<'_>,
+    state: &AppState,
+    context: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    if request.method != Method::POST {
+        return Err(ApiError::MethodNotAllowed { allow: "POST" });
+    }
+    // One 401 for the whole batch: nothing in it runs without a valid token.
+    tenant_of(request.headers, &state.auth)?;
+    if context.client_request_id_too_long {
+        return Err(ApiError::bad_request(
+            "The header 'client-request-id' is too long.",
+        ));
+    }
+    parse_none(request.query)?;
+    let limit = state.max_body_bytes.saturating_mul(MAX_REQUESTS);
+    let body = match request.body {
+        Body::Stream(payload) => actix_web::rt::time::timeout(
+            state.body_timeout,
+            read_body(request.headers, payload, limit),
+        )
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            seconds: state.body_timeout.as_secs(),
+        })??
+        .freeze(),
+        Body::Bytes(_) => return Err(malformed("a $batch cannot be nested.")),
+    };
+    require_json(request.headers)?;
+    let items = parse(&body, request.base, request.headers)?;
+    let answers = execute(&items, state, request.base).await;
+    let mut responses = Vec::with_capacity(items.len());
+    for (item, answer) in items.iter().zip(answers) {
+        let answer = answer.ok_or_else(|| ApiError::Internal("a batch item was not run".into()))?;
+        responses.push(item_response(&item.id, answer).await?);
+    }
+    response::json(
+        StatusCode::OK,
+        &BatchResponse {
+            responses: &responses,
+        },
+    )
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(t) if t.eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "A $batch request needs the header Content-Type: application/json.".to_owned(),
+        )),
+    }
+}
+
+/// Checks the whole batch before anything runs.
+fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| malformed(format!("the body is not JSON ({e}).")))?;
+    let requests = value
+        .get("requests")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("the body needs a 'requests' array."))?;
+    if requests.is_empty() {
+        return Err(malformed("'requests' is empty."));
+    }
+    if requests.len() > MAX_REQUESTS {
+        return Err(malformed(format!(
+            "{} requests; a batch holds at most {MAX_REQUESTS}.",
+            requests.len()
+        )));
+    }
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (index, request) in requests.iter().enumerate() {
+        let id = request
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| malformed(format!("request {index} needs a non-empty string 'id'.")))?;
+        if ids.insert(id.to_ascii_lowercase(), index).is_some() {
+            return Err(malformed(format!("the id '{id}' appears more than once.")));
+        }
+    }
+    let mut items = Vec::with_capacity(requests.len());
+    for request in requests {
+        let id = request["id"].as_str().unwrap_or_default().to_owned();
+        let text = |name: &str| {
+            request
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed(format!("request '{id}' needs a string '{name}'.")))
+        };
+        let method = Method::from_bytes(text("method")?.to_ascii_uppercase().as_bytes())
+            .map_err(|_| malformed(format!("request '{id}' has an invalid 'method'.")))?;
+        let target = resolve(text("url")?, base);
+        if matches!(&target, Ok((path, _)) if is_batch_path(path)) {
+            return Err(malformed(format!(
+                "request '{id}' is a $batch: batches cannot be nested."
+            )));
+        }
+        let depends_on = match request
+            .get("dependsOn")
+            .or_else(|| request.get("depends_on"))
+        {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|name| {
+                    name.as_str()
+                        .and_then(|n| ids.get(&n.to_ascii_lowercase()).copied())
+                        .ok_or_else(|| {
+                            malformed(format!(
+                                "request '{id}' depends on {name}, which is not a request of \
+                                 this batch."
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(malformed(format!(
+                    "request '{id}': 'dependsOn' must be an array of request ids."
+                )))
+            }
+        };
+        let headers = item_headers(request.get("headers"), outer)
+            .map_err(|e| malformed(format!("request '{id}': {e}")))?;
+        let body = match request.get("body") {
+            None | Some(Value::Null) => None,
+            Some(body) => Some(body.to_string()),
+        };
+        items.push(Item {
+            id,
+            method,
+            target,
+            headers,
+            body,
+            depends_on,
+        });
+    }
+    if let Some(id) = first_in_cycle(&items) {
+        return Err(malformed(format!(
+            "the dependsOn of request '{id}' form a cycle."
+        )));
+    }
+    Ok(items)
+}
+
+/// The item's headers, with the batch's `Authorization` (and `Host` and forwarding headers, so
+/// that links name what the client used).
+fn item_headers(given: Option<&Value>, outer: &HeaderMap) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    match given {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                let value = value
+                    .as_str()
+                    .ok_or_else(|| format!("the header '{name}' must be a string."))?;
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("'{name}' is not a header name."))?;
+                let value = HeaderValue::from_str(value)
+                    .map_err(|_| format!("the header '{name}' has an invalid value."))?;
+                headers.append(name, value);
+            }
+        }
+        Some(_) => return Err("'headers' must be an object.".to_owned()),
+    }
+    headers.remove(header::AUTHORIZATION);
+    for name in [header::AUTHORIZATION, header::HOST] {
+        if let Some(value) = outer.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    Ok(headers)
+}
+
+/// An item's URL as (path, query) under `/beta`: relative to `/beta`, or absolute on the
+/// emulator's own `/beta`. Anything else is the item's own 400.
+fn resolve(url: &str, base: &str) -> Result<(String, String), String> {
+    let outside = || format!("The URL '{url}' is not under this emulator's /beta.");
+    let relative = if url.starts_with("http://") || url.starts_with("https://") {
+        let rest = url
+            .get(..base.len())
+            .filter(|head| head.eq_ignore_ascii_case(base))
+            .map(|_| &url[base.len()..])
+            .ok_or_else(outside)?;
+        let under = rest
+            .get(..6)
+            .filter(|head| head.eq_ignore_ascii_case("/beta/"))
+            .map(|_| &rest[5..])
+            .ok_or_else(outside)?;
+        under.to_owned()
+    } else if url.starts_with('/') {
+        url.to_owned()
+    } else {
+        format!("/{url}")
+    };
+    let (path, query) = relative.split_once('?').unwrap_or((&relative, ""));
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if decoded.split('/').any(|segment| segment == "..") || path.contains('#') {
+        return Err(outside());
+    }
+    Ok((format!("/beta{path}"), query.to_owned()))
+}
+
+/// The id of a request whose dependencies lead back to it, if any.
+fn first_in_cycle(items: &[Item]) -> Option<&str> {
+    // 0: not seen, 1: on the current path, 2: done.
+    fn visit(items: &[Item], at: usize, marks: &mut [u8]) -> bool {
+        match marks[at] {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        marks[at] = 1;
+        let cycle = items[at].depends_on.iter().any(|&d| visit(items, d, marks));
+        marks[at] = 2;
+        cycle
+    }
+    let mut marks = vec![0u8; items.len()];
+    (0..items.len())
+        .find(|&at| visit(items, at, &mut marks))
+        .map(|at| items[at].id.as_str())
+}
+
+/// The order items run in: request order, each after what it depends on.
+fn run_order(items: &[Item]) -> Vec<usize> {
+    fn place(items: &[Item], at: usize, placed: &mut [bool], order: &mut Vec<usize>) {
+        if placed[at] {
+            return;
+        }
+        placed[at] = true;
+        for &d in &items[at].depends_on {
+            place(items, d, placed, order);
+        }
+        order.push(at);
+    }
+    let mut placed = vec![false; items.len()];
+    let mut order = Vec::with_capacity(items.len());
+    for at in 0..items.len() {
+        place(items, at, &mut placed, &mut order);
+    }
+    order
+}
+
+type Running<'a> = Pin<Box<dyn Future<Output = HttpResponse> + 'a>>;
+
+/// Runs the items; the answers in request order.
+async fn execute(items: &[Item], state: &AppState, base: &str) -> Vec<Option<HttpResponse>> {
+    let mut answers: Vec<Option<HttpResponse>> = (0..items.len()).map(|_| None).collect();
+    let mut running: Vec<(usize, Running<'_>)> = Vec::new();
+    for at in run_order(items) {
+        let item = &items[at];
+        let is_write = item.method == Method::POST || item.method == Method::DELETE;
+        if !is_write || !item.depends_on.is_empty() {
+            settle(&mut running, &mut answers).await;
+        }
+        let failed = item.depends_on.iter().find(|&&d| {
+            answers[d]
+                .as_ref()
+                .is_none_or(|answer| answer.status().as_u16() >= 400)
+        });
+        if let Some(&failed) = failed {
+            let error = ApiError::FailedDependency(format!(
+                "The request '{}' depends on '{}', which failed.",
+                item.id, items[failed].id
+            ));
+            let context = RequestContext::new(&item.headers);
+            let mut answer = error.respond(&context);
+            context.stamp(&mut answer);
+            answers[at] = Some(answer);
+            continue;
+        }
+        let mut future: Running<'_> = Box::pin(run_item(item, state, base));
+        // Polled once now: the request reaches its tenant before the next one is made, so the
+        // tenant decides them in request order.
+        match std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
+            Poll::Ready(answer) => answers[at] = Some(answer),
+            Poll::Pending if is_write => running.push((at, future)),
+            Poll::Pending => answers[at] = Some(future.await),
+        }
+    }
+    settle(&mut running, &mut answers).await;
+    answers
+}
+
+/// Waits for every running item.
+async fn settle(running: &mut Vec<(usize, Running<'_>)>, answers: &mut [Option<HttpResponse>]) {
+    let (indexes, futures): (Vec<usize>, Vec<Running<'_>>) = running.drain(..).unzip();
+    for (at, answer) in indexes
+        .into_iter()
+        .zip(futures_util::future::join_all(futures).await)
+    {
+        answers[at] = Some(answer);
+    }
+}
+
+async fn run_item(item: &Item, state: &AppState, base: &str) -> HttpResponse {
+    let (path, query) = match &item.target {
+        Ok(target) => target,
+        Err(reason) => {
+            let context = RequestContext::new(&item.headers);
+            let mut answer = ApiError::bad_request(reason.clone()).respond(&context);
+            context.stamp(&mut answer);
+            return answer;
+        }
+    };
+    if item.body.is_some() && !item.headers.contains_key(header::CONTENT_TYPE) {
+        let context = RequestContext::new(&item.headers);
+        let mut answer = ApiError::UnsupportedMediaType(
+            "A batch request with a body needs a Content-Type header.".to_owned(),
+        )
+        .respond(&context);
+        context.stamp(&mut answer);
+        return answer;
+    }
+    let body = item
+        .body
+        .as_ref()
+        .map_or_else(Bytes::new, |b| Bytes::copy_from_slice(b.as_bytes()));
+    serve(
+        GraphRequest {
+            method: item.method.clone(),
+            path,
+            query,
+            headers: &item.headers,
+            base,
+            body: Body::Bytes(body),
+        },
+        state,
+    )
+    .await
+}
+
+/// Headers an item's answer never carries.
+fn dropped(name: &HeaderName) -> bool {
+    [
+        header::DATE,
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::CONTENT_LENGTH,
+        header::UPGRADE,
+        header::TE,
+        header::TRAILER,
+        HeaderName::from_static("keep-alive"),
+    ]
+    .contains(name)
+}
+
+async fn item_response(id: &str, answer: HttpResponse) -> Result<ItemResponse, ApiError> {
+    let status = answer.status().as_u16();
+    let mut headers = serde_json::Map::new();
+    for (name, value) in answer.headers() {
+        if dropped(name) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers.insert(canonical(name.as_str()), Value::String(value));
+    }
+    let is_json = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let bytes = to_bytes(answer.into_body())
+        .await
+        .map_err(|_| ApiError::Internal("a batch item's body could not be read".into()))?;
+    let body = if bytes.is_empty() {
+        None
+    } else if is_json {
+        let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Some(
+            RawValue::from_string(text.to_owned())
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        )
+    } else {
+        let encoded = serde_json::to_string(&STANDARD.encode(&bytes))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Some(RawValue::from_string(encoded).map_err(|e| ApiError::Internal(e.to_string()))?)
+    };
+    Ok(ItemResponse {
+        id: id.to_owned(),
+        status,
+        headers,
+        body,
+    })
+}
+
+/// `content-type` as Graph writes it in a batch answer: `Content-Type`.
+fn canonical(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "http://127.0.0.1:8080";
+
+    #[test]
+    fn item_urls_resolve_under_beta_or_are_refused() {
+        let ok = |url: &str| resolve(url, BASE).unwrap();
+        assert_eq!(
+            ok("/identity/userFlows"),
+            ("/beta/identity/userFlows".into(), String::new())
+        );
+        assert_eq!(
+            ok("identity/userFlows?$top=1"),
+            ("/beta/identity/userFlows".into(), "$top=1".into())
+        );
+        assert_eq!(
+            ok("http://127.0.0.1:8080/beta/identity/userFlows/B2C_1_a"),
+            ("/beta/identity/userFlows/B2C_1_a".into(), String::new())
+        );
+        for bad in [
+            "https://graph.microsoft.com/beta/identity/userFlows",
+            "http://127.0.0.1:8080/_emulator/tenants",
+            "http://127.0.0.1:8080/v1.0/identity/userFlows",
+            "/../_emulator/tenants",
+            "/identity/%2e%2e/userFlows",
+        ] {
+            assert!(resolve(bad, BASE).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_batch_path_in_any_case_and_encoding() {
+        assert!(is_batch_path("/beta/$batch"));
+        assert!(is_batch_path("/BETA/%24batch/"));
+        assert!(!is_batch_path("/beta/$batch/x"));
+        assert!(!is_batch_path("/beta/identity/userFlows"));
+    }
+
+    #[test]
+    fn run_order_puts_dependencies_first_and_cycles_are_found() {
+        let item = |id: &str, depends_on: Vec<usize>| Item {
+            id: id.into(),
+            method: Method::GET,
+            target: Err(String::new()),
+            headers: HeaderMap::new(),
+            body: None,
+            depends_on,
+        };
+        let items = vec![item("a", vec![2]), item("b", vec![]), item("c", vec![1])];
+        assert_eq!(run_order(&items), [1, 2, 0]);
+        assert_eq!(first_in_cycle(&items), None);
+        let cycle = vec![item("a", vec![1]), item("b", vec![0])];
+        assert_eq!(first_in_cycle(&cycle), Some("a"));
+        assert_eq!(first_in_cycle(&[item("self", vec![0])]), Some("self"));
+        assert_eq!(canonical("client-request-id"), "Client-Request-Id");
+    }
+}
