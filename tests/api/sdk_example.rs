@@ -83,3 +83,40 @@ fn the_python_sdk_quickstart_creates_gets_lists_and_deletes_through_the_stock_sd
     );
     assert_eq!((count.status, count.body.as_str()), (200, "0"));
 }
+
+#[test]
+fn the_python_sdk_filters_orders_selects_pages_and_batches_through_the_stock_sdk() {
+    let Some(python) = python() else { return };
+    let app = spawn_app();
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/queries_and_batch.py");
+    let output = Command::new(python)
+        .arg(example)
+        .args(["--base-url", &app.url("/beta")])
+        .args(["--token", &token_for("sdk-queries")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the example failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    for step in [
+        "filtered and ordered: B2C_1_SignIn7",
+        "walked 12 flows in pages of 3",
+        "batch answered [200, 201, 201, 409]",
+        "deleted every flow in one batch",
+    ] {
+        assert!(stdout.contains(step), "{step}: {stdout}");
+    }
+    // Fourteen creates and fourteen deletes stored (the refused create left nothing), and no
+    // flow left.
+    let events = app.request("GET", "/_emulator/tenants/sdk-queries/events", &[], None);
+    assert_eq!(events.status, 200, "{}", events.body);
+    let created = events.body.matches("\"UserFlowCreated\"").count();
+    let deleted = events.body.matches("\"UserFlowDeleted\"").count();
+    assert_eq!((created, deleted), (14, 14), "{}", events.body);
+    assert_eq!(app.count().body, "0");
+}
