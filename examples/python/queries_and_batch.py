@@ -9,10 +9,6 @@ The stock SDK, unchanged: only the base URL and the token differ (see quickstart
 It exits non-zero, naming the step, if any answer is not what Graph would give.
 """
 
-import argparse
-import asyncio
-import os
-
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph_beta.generated.identity.user_flows.user_flows_request_builder import (
     UserFlowsRequestBuilder,
@@ -24,7 +20,7 @@ from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 from msgraph_core.tasks.page_iterator import PageIterator
 
-from quickstart import check, client_for
+from quickstart import check, client_for, run
 
 Query = UserFlowsRequestBuilder.UserFlowsRequestBuilderGetQueryParameters
 
@@ -115,10 +111,4 @@ async def main(base_url: str, token: str) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-url", default="http://127.0.0.1:8080/beta")
-    parser.add_argument("--token", default=os.environ.get("EMULATOR_TOKEN"))
-    args = parser.parse_args()
-    if not args.token:
-        parser.error("give --token (or EMULATOR_TOKEN): userflows-emulator token --tenant T")
-    asyncio.run(main(args.base_url, args.token))
+    run(main, __doc__)

@@ -89,11 +89,16 @@ def fail(step: str, why: str) -> None:
     sys.exit(1)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(main, doc: str) -> None:
+    """Parses --base-url and --token, then runs `main(base_url, token)`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8080/beta")
     parser.add_argument("--token", default=os.environ.get("EMULATOR_TOKEN"))
     args = parser.parse_args()
     if not args.token:
         parser.error("give --token (or EMULATOR_TOKEN): userflows-emulator token --tenant T")
     asyncio.run(main(args.base_url, args.token))
+
+
+if __name__ == "__main__":
+    run(main, __doc__)

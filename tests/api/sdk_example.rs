@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{spawn_app, token_for};
+use crate::helpers::{spawn_app, token_for, TestApp};
 
 /// The interpreter of the example's environment, if there is one.
 fn python() -> Option<PathBuf> {
@@ -36,25 +36,34 @@ fn python() -> Option<PathBuf> {
     None
 }
 
-#[test]
-fn the_python_sdk_quickstart_creates_gets_lists_and_deletes_through_the_stock_sdk() {
-    let Some(python) = python() else { return };
-    let app = spawn_app();
-    let tenant = "sdk-example";
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/quickstart.py");
+/// Runs `examples/python/<name>` against `app` as `tenant`; its standard output, once it
+/// succeeded.
+fn run_example(python: &Path, name: &str, app: &TestApp, tenant: &str) -> String {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/python")
+        .join(name);
     let output = Command::new(python)
         .arg(example)
         .args(["--base-url", &app.url("/beta")])
         .args(["--token", &token_for(tenant)])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the example failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        "{name} failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
+    stdout
+}
+
+#[test]
+fn the_python_sdk_quickstart_creates_gets_lists_and_deletes_through_the_stock_sdk() {
+    let Some(python) = python() else { return };
+    let app = spawn_app();
+    let tenant = "sdk-example";
+    let stdout = run_example(&python, "quickstart.py", &app, tenant);
     assert!(stdout.contains("created B2C_1_Quickstart"), "{stdout}");
     assert!(stdout.contains("deleted B2C_1_Quickstart"), "{stdout}");
 
@@ -88,21 +97,7 @@ fn the_python_sdk_quickstart_creates_gets_lists_and_deletes_through_the_stock_sd
 fn the_python_sdk_filters_orders_selects_pages_and_batches_through_the_stock_sdk() {
     let Some(python) = python() else { return };
     let app = spawn_app();
-    let example =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/queries_and_batch.py");
-    let output = Command::new(python)
-        .arg(example)
-        .args(["--base-url", &app.url("/beta")])
-        .args(["--token", &token_for("sdk-queries")])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the example failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+    let stdout = run_example(&python, "queries_and_batch.py", &app, "sdk-queries");
     for step in [
         "filtered and ordered: B2C_1_SignIn7",
         "walked 12 flows in pages of 3",
