@@ -7,6 +7,8 @@
 //! | `churn` | create a flow, then delete it: state stays small while the log grows | 201, 204 |
 //! | `conflict` | creates ids from one small set shared by every user | 201 (once per id), 409 |
 //! | `multi-tenant` (select as `multitenant`) | as `mixed` without deletes, each user in its own tenant | 201, 200 |
+//! | `query` | creates flows of three types, then lists with filters and orders, walking `@odata.nextLink` | 201, 200 |
+//! | `batch` | creates 20 flows per `POST /beta/$batch` | 200 (every item 201) |
 //!
 //! Every request goes through [`call`], which turns any status outside the expected set (and
 //! any transport error) into a goose failure, and marks expected non-2xx answers (409) as
@@ -33,6 +35,8 @@ const PAGE_SIZE: usize = 50;
 const MAX_PAGES: usize = 4;
 /// Most own flows a user remembers for gets and deletes (older ones are forgotten, not deleted).
 const MAX_OWNED: usize = 1_000;
+/// Creates per `$batch` in the `batch` scenario: Graph's limit.
+const BATCH_SIZE: usize = 20;
 /// How long the minted tokens are valid: longer than any sensible run.
 const TOKEN_SECS: u64 = 24 * 3600;
 
@@ -153,6 +157,8 @@ struct UserState {
     /// `<tag>u<user>n`: with a counter, a unique id.
     prefix: String,
     counter: u64,
+    /// Which query of [`QUERIES`] the user sends next.
+    next_query: usize,
     /// Flows this user created and has not deleted (the newest [`MAX_OWNED`]).
     owned: Vec<String>,
     /// Next index into the contested ids (each user starts at its own place).
@@ -204,6 +210,17 @@ pub fn all(context: &Arc<RunContext>) -> Result<Vec<Scenario>, Box<GooseError>> 
             )
             .register_transaction(step(context, get_own).set_name("get").set_weight(2)?)
             .register_transaction(step(context, list_pages).set_name("list").set_weight(1)?),
+        scenario!("query")
+            .register_transaction(step(context, Start::SharedTenant).set_on_start())
+            .register_transaction(
+                step(context, create_typed)
+                    .set_name("create")
+                    .set_weight(1)?,
+            )
+            .register_transaction(step(context, query_pages).set_name("query").set_weight(3)?),
+        scenario!("batch")
+            .register_transaction(step(context, Start::SharedTenant).set_on_start())
+            .register_transaction(step(context, create_batch).set_name("batch")),
     ])
 }
 
@@ -278,6 +295,7 @@ fn start_user(user: &mut GooseUser, context: &RunContext, own_tenant: bool) -> T
         token,
         prefix: format!("{}u{number}n", context.tag),
         counter: 0,
+        next_query: usize::try_from(number).unwrap_or(0),
         owned: Vec::new(),
         next_contested,
     });
@@ -383,12 +401,141 @@ fn fail(
 }
 
 fn create_body(id: &str) -> String {
+    typed_body(id, "signUpOrSignIn", 1)
+}
+
+fn typed_body(id: &str, kind: &str, version: u32) -> String {
     serde_json::json!({
         "id": id,
-        "userFlowType": "signUpOrSignIn",
-        "userFlowTypeVersion": 1,
+        "userFlowType": kind,
+        "userFlowTypeVersion": version,
     })
     .to_string()
+}
+
+/// The lists the `query` scenario sends, in turn (`{tag}` is the run's tag): each a filter
+/// or an order with an index behind it, or one that scans.
+const QUERIES: [(&str, &str); 6] = [
+    (
+        "startswith+orderby id",
+        "$filter=startswith(id,'B2C_1_q{tag}')&$orderby=id&$top=50",
+    ),
+    ("type eq", "$filter=userFlowType eq 'signIn'&$top=50"),
+    (
+        "orderby type,id desc",
+        "$orderby=userFlowType,id desc&$top=50&$select=id,userFlowType",
+    ),
+    (
+        "orderby version desc",
+        "$orderby=userFlowTypeVersion desc&$top=50&$count=true",
+    ),
+    (
+        "version gt (scan)",
+        "$filter=userFlowTypeVersion gt 1 and not startswith(id,'B2C_1_x')&$top=50",
+    ),
+    ("count filtered", ""),
+];
+
+/// Creates a flow of one of three types and versions, so the query scenario's filters and
+/// orders have something to tell apart.
+async fn create_typed(user: &mut GooseUser, _context: Arc<RunContext>) -> TransactionResult {
+    let user_state = state(user)?;
+    let id = user_state.next_id('q');
+    let (kind, version) = match user_state.counter % 3 {
+        0 => ("signIn", 1),
+        1 => ("signUp", 2),
+        _ => ("passwordReset", 3),
+    };
+    call(
+        user,
+        GooseMethod::Post,
+        COLLECTION,
+        "userFlows (typed)",
+        Some(typed_body(&id, kind, version)),
+        &[201],
+    )
+    .await?;
+    state(user)?.remember(id);
+    Ok(())
+}
+
+/// Sends the user's next query of [`QUERIES`], following `@odata.nextLink` for a few pages.
+async fn query_pages(user: &mut GooseUser, context: Arc<RunContext>) -> TransactionResult {
+    let user_state = state(user)?;
+    let (label, query) = QUERIES[user_state.next_query % QUERIES.len()];
+    user_state.next_query += 1;
+    if query.is_empty() {
+        let path = format!("{COLLECTION}/$count?$filter=userFlowType eq 'signUp'");
+        let answer = call(
+            user,
+            GooseMethod::Get,
+            &path,
+            "query: count filtered",
+            None,
+            &[200],
+        )
+        .await?;
+        if answer.body.parse::<u64>().is_err() {
+            return Err(custom(format!(
+                "a /$count answer that is not a number: {}",
+                answer.body
+            )));
+        }
+        return Ok(());
+    }
+    let mut path = format!("{COLLECTION}?{}", query.replace("{tag}", context.tag()));
+    let mut name = format!("query: {label}");
+    for _ in 0..MAX_PAGES {
+        let answer = call(user, GooseMethod::Get, &path, &name, None, &[200]).await?;
+        let page: Value = serde_json::from_str(&answer.body).map_err(|e| custom(e.to_string()))?;
+        if !page["value"].is_array() {
+            return Err(custom(format!(
+                "a query page without a value array: {page}"
+            )));
+        }
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => next.clone_into(&mut path),
+            None => return Ok(()),
+        }
+        name = format!("query: {label} (nextLink)");
+    }
+    Ok(())
+}
+
+/// Creates [`BATCH_SIZE`] flows in one `$batch`; every item must be a 201.
+async fn create_batch(user: &mut GooseUser, _context: Arc<RunContext>) -> TransactionResult {
+    let user_state = state(user)?;
+    let requests: Vec<Value> = (0..BATCH_SIZE)
+        .map(|i| {
+            let id = user_state.next_id('b');
+            serde_json::json!({
+                "id": i.to_string(),
+                "method": "POST",
+                "url": "/identity/userFlows",
+                "headers": {"Content-Type": "application/json"},
+                "body": serde_json::json!({"id": id, "userFlowType": "signUpOrSignIn", "userFlowTypeVersion": 1}),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "requests": requests }).to_string();
+    let answer = call(
+        user,
+        GooseMethod::Post,
+        "/beta/$batch",
+        "$batch (20 creates)",
+        Some(body),
+        &[200],
+    )
+    .await?;
+    let answered: Value = serde_json::from_str(&answer.body).map_err(|e| custom(e.to_string()))?;
+    let statuses: Vec<u64> = answered["responses"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["status"].as_u64()).collect())
+        .unwrap_or_default();
+    if statuses.len() != BATCH_SIZE || statuses.iter().any(|s| *s != 201) {
+        return Err(custom(format!("a batch of creates answered {statuses:?}")));
+    }
+    Ok(())
 }
 
 fn item_path(id: &str) -> String {
