@@ -13,6 +13,10 @@
 -- With $BENCH_TENANTS=N, requests go round-robin over N tenants ("spread-1" .. "spread-N"),
 -- each with its own lenient token built here, instead of $BENCH_TOKEN's one tenant.
 --
+-- With $BENCH_BATCH=N, each request is a POST /beta/$batch of N such creates (point wrk at
+-- http://127.0.0.1:PORT/beta/$batch); a request counts as a 201 only when the batch answered
+-- 200 with N item statuses of 201.
+--
 -- done() prints one machine-readable line:
 --   RESULT requests=N duration_us=N rps=X non201=N socket_errors=N p50_us=N p99_us=N statuses=201:N,...
 
@@ -68,6 +72,7 @@ function init(args)
   if token and token ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. token
   end
+  batch = tonumber(os.getenv("BENCH_BATCH") or "")
   tenants = {}
   local n = tonumber(os.getenv("BENCH_TENANTS") or "")
   if n and n > 0 then
@@ -78,10 +83,24 @@ function init(args)
   end
 end
 
-function request()
+local function create_body()
   counter = counter + 1
-  local body = '{"id":"' .. prefix .. counter ..
+  return '{"id":"' .. prefix .. counter ..
     '","userFlowType":"signUpOrSignIn","userFlowTypeVersion":1}'
+end
+
+function request()
+  local body
+  if batch then
+    local items = {}
+    for i = 1, batch do
+      items[i] = '{"id":"' .. i .. '","method":"POST","url":"/identity/userFlows",' ..
+        '"headers":{"Content-Type":"application/json"},"body":' .. create_body() .. '}'
+    end
+    body = '{"requests":[' .. table.concat(items, ",") .. ']}'
+  else
+    body = create_body()
+  end
   if #tenants > 0 then
     wrk.headers["Authorization"] = tenants[(counter % #tenants) + 1]
   end
@@ -89,6 +108,10 @@ function request()
 end
 
 function response(status, headers, body)
+  if batch then
+    local _, created = body:gsub('"status":201', "")
+    if status == 200 and created == batch then status = 201 end
+  end
   if status ~= 201 then
     non201 = non201 + 1
   end

@@ -6,12 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use compact_str::CompactString;
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use super::filter::{Comparison, Equality, Filter};
-use super::flow::{UserFlow, UserFlowType};
-use super::order::{compare, Cursor, OrderKey, Property, SortValues};
+use super::flow::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+use super::order::{compare, compare_ids, Cursor, OrderKey, Property, SortValues};
 
 /// Looking a flow up by its id in any ASCII case: all `decide` needs to know of a state.
 pub trait FlowLookup {
@@ -28,15 +29,59 @@ pub struct UserFlows {
     /// Flows by creation position. Positions only grow, so a page boundary stays valid whatever
     /// is created or deleted after it was handed out.
     by_position: BTreeMap<u64, UserFlow>,
-    /// The id in ASCII lower case to position: lookups ignoring case, and `$orderby=id`.
-    by_id: BTreeMap<CompactString, u64>,
-    /// (type, position): `userFlowType eq` and `$orderby=userFlowType`.
-    by_type: BTreeSet<(UserFlowType, u64)>,
-    /// (version sort key, position): `$orderby=userFlowTypeVersion`.
-    by_version: BTreeSet<(u32, u64)>,
+    /// Flows (a second copy, with their positions) by id ignoring ASCII case: lookups, and
+    /// `$orderby=id` and `startswith(id,…)` walks that read flows in order rather than jumping
+    /// to each one's position.
+    by_id: BTreeSet<ById>,
+    /// The positions of each type's flows, by the type's rank: `userFlowType eq` and
+    /// `$orderby=userFlowType`.
+    by_type: [BTreeSet<u64>; UserFlowType::ALL.len()],
+    /// The positions of each version's flows, by version sort key: `$orderby=userFlowTypeVersion`.
+    by_version: BTreeMap<u32, BTreeSet<u64>>,
     /// The position the next created flow gets. Derived from the events alone, so a replay
     /// gives every flow the same position it had live.
     next_position: u64,
+}
+
+/// A flow in the id index: ordered, and equal, by its id's ASCII lower-cased bytes.
+#[derive(Debug, Clone)]
+struct ById {
+    position: u64,
+    flow: UserFlow,
+}
+
+impl ById {
+    /// An entry that finds the flow with id `id` (in any case) in the index.
+    fn probe(id: &str) -> Self {
+        Self {
+            position: 0,
+            flow: UserFlow {
+                id: UserFlowId::from_stored(id),
+                user_flow_type: UserFlowType::SignUp,
+                user_flow_type_version: UserFlowTypeVersion::from_stored(1.0),
+            },
+        }
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ById {}
+
+impl PartialOrd for ById {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ById {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_ids(self.flow.id.as_str(), other.flow.id.as_str())
+    }
 }
 
 /// A state as plain data, for snapshots: every flow with its creation position, and the next
@@ -90,12 +135,6 @@ impl Group {
     }
 }
 
-fn lower(id: &str) -> CompactString {
-    let mut key = CompactString::new(id);
-    key.make_ascii_lowercase();
-    key
-}
-
 /// The exclusive upper bound of the lower-cased ids that start with `prefix`: id characters
 /// are all below 0x7f.
 fn prefix_end(prefix: &str) -> String {
@@ -109,28 +148,39 @@ impl UserFlows {
     pub(super) fn insert(&mut self, flow: UserFlow) {
         let position = self.next_position;
         self.next_position += 1;
-        if let Some(old) = self.by_id.insert(lower(flow.id.as_str()), position) {
-            self.unindex(old);
+        let entry = ById {
+            position,
+            flow: flow.clone(),
+        };
+        if let Some(old) = self.by_id.replace(entry) {
+            self.unindex(old.position, &old.flow);
         }
-        self.by_type.insert((flow.user_flow_type, position));
+        self.by_type[usize::from(flow.user_flow_type.rank())].insert(position);
         self.by_version
-            .insert((flow.user_flow_type_version.sort_key(), position));
+            .entry(flow.user_flow_type_version.sort_key())
+            .or_default()
+            .insert(position);
         self.by_position.insert(position, flow);
     }
 
     /// Drops the flow at `position` from every index but `by_id`.
-    fn unindex(&mut self, position: u64) {
-        if let Some(flow) = self.by_position.remove(&position) {
-            self.by_type.remove(&(flow.user_flow_type, position));
-            self.by_version
-                .remove(&(flow.user_flow_type_version.sort_key(), position));
+    fn unindex(&mut self, position: u64, flow: &UserFlow) {
+        self.by_position.remove(&position);
+        self.by_type[usize::from(flow.user_flow_type.rank())].remove(&position);
+        let version = flow.user_flow_type_version.sort_key();
+        if let Some(positions) = self.by_version.get_mut(&version) {
+            positions.remove(&position);
+            // Only versions some flow has: walks step from one to the next.
+            if positions.is_empty() {
+                self.by_version.remove(&version);
+            }
         }
     }
 
     /// Removes the flow with id `id` in any ASCII case.
     pub(super) fn remove(&mut self, id: &str) {
-        if let Some(position) = self.by_id.remove(lower(id).as_str()) {
-            self.unindex(position);
+        if let Some(old) = self.by_id.take(&ById::probe(id)) {
+            self.unindex(old.position, &old.flow);
         }
     }
 
@@ -274,9 +324,8 @@ impl UserFlows {
     fn lookup(&self, ids: &[String]) -> Vec<(u64, &UserFlow)> {
         let mut found: Vec<(u64, &UserFlow)> = ids
             .iter()
-            .filter_map(|id| self.by_id.get(id.as_str()))
-            .filter_map(|p| self.by_position.get_key_value(p))
-            .map(|(p, f)| (*p, f))
+            .filter_map(|id| self.by_id.get(&ById::probe(id)))
+            .map(|entry| (entry.position, &entry.flow))
             .collect();
         found.sort_unstable_by_key(|(p, _)| *p);
         found.dedup_by_key(|(p, _)| *p);
@@ -325,7 +374,10 @@ impl UserFlows {
                 if first.descending {
                     kinds.reverse();
                 }
-                kinds.retain(|k| group.kind.is_none_or(|g| g == *k));
+                kinds.retain(|k| {
+                    group.kind.is_none_or(|g| g == *k)
+                        && !self.by_type[usize::from(k.rank())].is_empty()
+                });
                 if let Some(cursor) = after {
                     kinds.retain(|k| {
                         if first.descending {
@@ -362,49 +414,36 @@ impl UserFlows {
     }
 
     /// The distinct versions, ascending or descending, from `from` (included) on.
-    fn versions(&self, from: Option<u32>, descending: bool) -> impl Iterator<Item = u32> + '_ {
-        let first = if descending {
-            match from {
-                Some(v) => self.by_version.range(..=(v, u64::MAX)).next_back(),
-                None => self.by_version.iter().next_back(),
-            }
-        } else {
-            self.by_version.range((from.unwrap_or(0), 0)..).next()
-        };
-        std::iter::successors(first.map(|(v, _)| *v), move |v| {
-            let next = if descending {
-                self.by_version.range(..(*v, 0)).next_back()
-            } else {
-                self.by_version.range((v.checked_add(1)?, 0)..).next()
-            };
-            next.map(|(v, _)| *v)
-        })
+    fn versions(&self, from: Option<u32>, descending: bool) -> Box<dyn Iterator<Item = u32> + '_> {
+        let keys = |(v, _): (&u32, _)| *v;
+        match (descending, from) {
+            (false, from) => Box::new(self.by_version.range(from.unwrap_or(0)..).map(keys)),
+            (true, Some(from)) => Box::new(self.by_version.range(..=from).rev().map(keys)),
+            (true, None) => Box::new(self.by_version.iter().rev().map(keys)),
+        }
     }
 
     /// The flows whose lower-cased id starts with `prefix`, by id, after the id `from`.
     fn id_range<'a>(&'a self, prefix: &str, from: Option<&str>, descending: bool) -> Rows<'a> {
         let end = prefix_end(prefix);
-        let mut low = Bound::Included(prefix);
-        let mut high = Bound::Excluded(end.as_str());
+        let mut low = Bound::Included(ById::probe(prefix));
+        let mut high = Bound::Excluded(ById::probe(&end));
         match from {
             Some(from) if descending && from <= prefix => return Box::new(std::iter::empty()),
             Some(from) if !descending && from >= end.as_str() => {
                 return Box::new(std::iter::empty())
             }
-            Some(from) if descending => high = Bound::Excluded(from),
-            Some(from) if from >= prefix => low = Bound::Excluded(from),
+            Some(from) if descending => high = Bound::Excluded(ById::probe(from)),
+            Some(from) if from >= prefix => low = Bound::Excluded(ById::probe(from)),
             _ => {}
         }
-        let ids = self.by_id.range::<str, _>((low, high));
-        let ids: Box<dyn Iterator<Item = (&CompactString, &u64)>> = if descending {
-            Box::new(ids.rev())
+        let entries = self.by_id.range((low, high));
+        let entries: Box<dyn Iterator<Item = &ById>> = if descending {
+            Box::new(entries.rev())
         } else {
-            Box::new(ids)
+            Box::new(entries)
         };
-        Box::new(
-            ids.filter_map(|(_, p)| self.by_position.get_key_value(p))
-                .map(|(p, f)| (*p, f)),
-        )
+        Box::new(entries.map(|entry| (entry.position, &entry.flow)))
     }
 
     /// The flows of `group` in creation order, after position `after`, below `horizon`.
@@ -412,48 +451,36 @@ impl UserFlows {
         if after.is_some_and(|a| a >= horizon) || horizon == 0 {
             return Box::new(std::iter::empty());
         }
-        let rows: Rows<'a> = if let Some(kind) = group.kind {
-            let range = (low_bound(kind, after), Bound::Excluded((kind, horizon)));
-            self.at_positions(self.by_type.range(range))
+        let range = (
+            after.map_or(Bound::Unbounded, Bound::Excluded),
+            Bound::Excluded(horizon),
+        );
+        let positions = if let Some(kind) = group.kind {
+            Some(&self.by_type[usize::from(kind.rank())])
         } else if let Some(version) = group.version {
-            let range = (
-                low_bound(version, after),
-                Bound::Excluded((version, horizon)),
-            );
-            self.at_positions(self.by_version.range(range))
+            match self.by_version.get(&version) {
+                Some(positions) => Some(positions),
+                None => return Box::new(std::iter::empty()),
+            }
         } else {
-            let low = after.map_or(Bound::Unbounded, Bound::Excluded);
-            let range = self.by_position.range((low, Bound::Excluded(horizon)));
-            Box::new(range.map(|(p, f)| (*p, f)))
+            None
+        };
+        let rows: Rows<'a> = match positions {
+            Some(positions) => Box::new(
+                positions
+                    .range(range)
+                    .filter_map(|p| self.by_position.get_key_value(p))
+                    .map(|(p, f)| (*p, f)),
+            ),
+            None => Box::new(self.by_position.range(range).map(|(p, f)| (*p, f))),
         };
         Box::new(rows.filter(move |(_, flow)| group.holds(flow)))
-    }
-
-    /// The flows at the positions of index entries.
-    fn at_positions<'a, K: 'a>(
-        &'a self,
-        entries: impl Iterator<Item = &'a (K, u64)> + 'a,
-    ) -> Rows<'a> {
-        Box::new(
-            entries
-                .filter_map(|(_, p)| self.by_position.get_key_value(p))
-                .map(|(p, f)| (*p, f)),
-        )
-    }
-}
-
-/// Where a walk of one key's run starts: after position `after` in it, or at its beginning.
-fn low_bound<K>(key: K, after: Option<u64>) -> Bound<(K, u64)> {
-    match after {
-        Some(a) => Bound::Excluded((key, a)),
-        None => Bound::Included((key, 0)),
     }
 }
 
 impl FlowLookup for UserFlows {
     fn find(&self, id: &str) -> Option<&UserFlow> {
-        let position = self.by_id.get(lower(id).as_str())?;
-        self.by_position.get(position)
+        self.by_id.get(&ById::probe(id)).map(|entry| &entry.flow)
     }
 }
 
@@ -591,8 +618,8 @@ mod tests {
         evolve(&mut s, &deleted(&upper.to_ascii_uppercase()));
         assert!(s.find(&upper).is_none());
         assert_eq!(s.len(), 2);
-        assert_eq!(s.by_type.len(), 2);
-        assert_eq!(s.by_version.len(), 2);
+        assert_eq!(s.by_type.iter().map(BTreeSet::len).sum::<usize>(), 2);
+        assert_eq!(s.by_version.values().map(BTreeSet::len).sum::<usize>(), 2);
     }
 
     /// A small deterministic generator, so a failure names a reproducible case.
