@@ -9,7 +9,10 @@
 # round runs wrk with loadtests/wrk/create.lua twice, in alternating order: single creates
 # (POST /beta/identity/userFlows) and batches of BATCH (default 20) creates (POST /beta/$batch,
 # BENCH_BATCH). Prints creates per second for both and their ratio per round, and the median
-# ratio. Ids never repeat (a random tag per wrk run). Traffic goes to 127.0.0.1 only; the
+# ratio. Single creates use CONNECTIONS (default 64) connections, batches BATCH_CONNECTIONS
+# (default 16): each saturates the two cores, and 16 × 20 creates in flight stay under the
+# tenant's queue limit (1,024 by default; past it a create is a 503, as it should be). Ids never
+# repeat (a random tag per wrk run). Traffic goes to 127.0.0.1 only; the
 # server is stopped by its PID.
 set -euo pipefail
 
@@ -17,6 +20,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 BATCH="${BATCH:-20}"
 CONNECTIONS="${CONNECTIONS:-64}"
+BATCH_CONNECTIONS="${BATCH_CONNECTIONS:-16}"
 PORT="${PORT:-18330}"
 NAME=batch
 # shellcheck source=loadtests/common.sh
@@ -30,8 +34,9 @@ export BENCH_TOKEN; BENCH_TOKEN=$("$BIN" token --tenant bench-tenant)
 
 # run_wrk PATH [BATCH]: creates per second of one wrk run.
 run_wrk() {
-    local line
-    line=$(BENCH_BATCH="${2:-}" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency \
+    local line connections="$CONNECTIONS"
+    [[ -n "${2:-}" ]] && connections="$BATCH_CONNECTIONS"
+    line=$(BENCH_BATCH="${2:-}" wrk -t2 -c"$connections" -d"${DURATION}s" --latency \
         -s loadtests/wrk/create.lua "http://127.0.0.1:$PORT$1" | grep '^RESULT')
     [[ "$line" == *"non201=0 "* ]] || { echo "unexpected answers: $line" >&2; exit 1; }
     local rps; rps=$(sed 's/.* rps=\([0-9.]*\).*/\1/' <<<"$line")

@@ -95,12 +95,20 @@ impl Cursor {
     }
 }
 
-/// Compares ids by their ASCII lower-cased bytes.
+/// Compares ids by their ASCII lower-cased bytes. A byte loop rather than two lower-casing
+/// iterators: this is the id index's comparison, run on every lookup and insert.
 #[must_use]
 pub fn compare_ids(a: &str, b: &str) -> Ordering {
-    a.bytes()
-        .map(|c| c.to_ascii_lowercase())
-        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            let (x, y) = (x.to_ascii_lowercase(), y.to_ascii_lowercase());
+            if x != y {
+                return x.cmp(&y);
+            }
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// How `a` and `b` compare in the order `keys`.

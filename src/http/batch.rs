@@ -15,7 +15,7 @@ use actix_web::web::Bytes;
 use actix_web::HttpResponse;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::Serialize;
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -53,19 +53,26 @@ struct Item {
     depends_on: Vec<usize>,
 }
 
-/// One answer of a batch.
-#[derive(Serialize)]
-struct ItemResponse {
-    id: String,
-    status: u16,
-    headers: serde_json::Map<String, Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<Box<RawValue>>,
+/// A batch body as sent: each request's fields kept as JSON, its body as raw text.
+#[derive(Deserialize)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    requests: Option<&'a RawValue>,
 }
 
-#[derive(Serialize)]
-struct BatchResponse<'a> {
-    responses: &'a [ItemResponse],
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    id: Option<Value>,
+    method: Option<Value>,
+    url: Option<Value>,
+    headers: Option<Value>,
+    #[serde(borrow)]
+    body: Option<&'a RawValue>,
+    #[serde(rename = "dependsOn")]
+    depends_on: Option<Value>,
+    /// Microsoft's Python SDK's spelling.
+    #[serde(rename = "depends_on")]
+    depends_on_sdk: Option<Value>,
 }
 
 fn malformed(detail: impl std::fmt::Display) -> ApiError {
@@ -105,17 +112,17 @@ pub(super) async fn run(
     require_json(request.headers)?;
     let items = parse(&body, request.base, request.headers)?;
     let answers = execute(&items, state, request.base).await;
-    let mut responses = Vec::with_capacity(items.len());
-    for (item, answer) in items.iter().zip(answers) {
+    let mut body = Vec::with_capacity(items.len() * 512);
+    body.extend_from_slice(b"{\"responses\":[");
+    for (at, (item, answer)) in items.iter().zip(answers).enumerate() {
         let answer = answer.ok_or_else(|| ApiError::Internal("a batch item was not run".into()))?;
-        responses.push(item_response(&item.id, answer).await?);
+        if at > 0 {
+            body.push(b',');
+        }
+        write_item(&mut body, &item.id, answer).await?;
     }
-    response::json(
-        StatusCode::OK,
-        &BatchResponse {
-            responses: &responses,
-        },
-    )
+    body.extend_from_slice(b"]}");
+    Ok(response::json_bytes(StatusCode::OK, body))
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -134,12 +141,12 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Checks the whole batch before anything runs.
 fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
-    let value: Value = serde_json::from_slice(body)
+    let batch: RawBatch<'_> = serde_json::from_slice(body)
         .map_err(|e| malformed(format!("the body is not JSON ({e}).")))?;
-    let requests = value
-        .get("requests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("the body needs a 'requests' array."))?;
+    let requests: Vec<RawRequest<'_>> = batch
+        .requests
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .ok_or_else(|| malformed("the body needs a 'requests' array of request objects."))?;
     if requests.is_empty() {
         return Err(malformed("'requests' is empty."));
     }
@@ -152,7 +159,8 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
     let mut ids: HashMap<String, usize> = HashMap::new();
     for (index, request) in requests.iter().enumerate() {
         let id = request
-            .get("id")
+            .id
+            .as_ref()
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| malformed(format!("request {index} needs a non-empty string 'id'.")))?;
@@ -161,25 +169,36 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
         }
     }
     let mut items = Vec::with_capacity(requests.len());
-    for request in requests {
-        let id = request["id"].as_str().unwrap_or_default().to_owned();
-        let text = |name: &str| {
-            request
-                .get(name)
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed(format!("request '{id}' needs a string '{name}'.")))
-        };
-        let method = Method::from_bytes(text("method")?.to_ascii_uppercase().as_bytes())
+    for request in &requests {
+        let id = request
+            .id
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let missing = |name: &str| malformed(format!("request '{id}' needs a string '{name}'."));
+        let method = request
+            .method
+            .as_ref()
+            .and_then(Value::as_str)
+            .ok_or_else(|| missing("method"))?;
+        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| malformed(format!("request '{id}' has an invalid 'method'.")))?;
-        let target = resolve(text("url")?, base);
+        let url = request
+            .url
+            .as_ref()
+            .and_then(Value::as_str)
+            .ok_or_else(|| missing("url"))?;
+        let target = resolve(url, base);
         if matches!(&target, Ok((path, _)) if is_batch_path(path)) {
             return Err(malformed(format!(
                 "request '{id}' is a $batch: batches cannot be nested."
             )));
         }
         let depends_on = match request
-            .get("dependsOn")
-            .or_else(|| request.get("depends_on"))
+            .depends_on
+            .as_ref()
+            .or(request.depends_on_sdk.as_ref())
         {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(names)) => names
@@ -201,12 +220,13 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
                 )))
             }
         };
-        let headers = item_headers(request.get("headers"), outer)
+        let headers = item_headers(request.headers.as_ref(), outer)
             .map_err(|e| malformed(format!("request '{id}': {e}")))?;
-        let body = match request.get("body") {
-            None | Some(Value::Null) => None,
-            Some(body) => Some(body.to_string()),
-        };
+        let body = request
+            .body
+            .map(RawValue::get)
+            .filter(|b| *b != "null")
+            .map(str::to_owned);
         items.push(Item {
             id,
             method,
@@ -426,16 +446,29 @@ fn dropped(name: &HeaderName) -> bool {
     .contains(name)
 }
 
-async fn item_response(id: &str, answer: HttpResponse) -> Result<ItemResponse, ApiError> {
+/// Writes one answer as `{"id", "status", "headers", "body"?}`. The body is our own handler's
+/// JSON, copied as it is; any other body is base64 in a string.
+async fn write_item(out: &mut Vec<u8>, id: &str, answer: HttpResponse) -> Result<(), ApiError> {
+    let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+    out.extend_from_slice(b"{\"id\":");
+    serde_json::to_writer(&mut *out, id).map_err(internal)?;
     let status = answer.status().as_u16();
-    let mut headers = serde_json::Map::new();
+    out.extend_from_slice(format!(",\"status\":{status},\"headers\":{{").as_bytes());
+    let mut first = true;
     for (name, value) in answer.headers() {
         if dropped(name) {
             continue;
         }
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers.insert(canonical(name.as_str()), Value::String(value));
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, &canonical(name.as_str())).map_err(internal)?;
+        out.push(b':');
+        let value = String::from_utf8_lossy(value.as_bytes());
+        serde_json::to_writer(&mut *out, &value).map_err(internal)?;
     }
+    out.push(b'}');
     let is_json = answer
         .headers()
         .get(header::CONTENT_TYPE)
@@ -444,25 +477,16 @@ async fn item_response(id: &str, answer: HttpResponse) -> Result<ItemResponse, A
     let bytes = to_bytes(answer.into_body())
         .await
         .map_err(|_| ApiError::Internal("a batch item's body could not be read".into()))?;
-    let body = if bytes.is_empty() {
-        None
-    } else if is_json {
-        let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Some(
-            RawValue::from_string(text.to_owned())
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-        )
-    } else {
-        let encoded = serde_json::to_string(&STANDARD.encode(&bytes))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Some(RawValue::from_string(encoded).map_err(|e| ApiError::Internal(e.to_string()))?)
-    };
-    Ok(ItemResponse {
-        id: id.to_owned(),
-        status,
-        headers,
-        body,
-    })
+    if !bytes.is_empty() {
+        out.extend_from_slice(b",\"body\":");
+        if is_json {
+            out.extend_from_slice(&bytes);
+        } else {
+            serde_json::to_writer(&mut *out, &STANDARD.encode(&bytes)).map_err(internal)?;
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// `content-type` as Graph writes it in a batch answer: `Content-Type`.

@@ -150,6 +150,11 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Result<HttpResponse, A
     Ok(with_json_headers(status, bytes))
 }
 
+/// A JSON success response of bytes already written.
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    with_json_headers(status, body)
+}
+
 fn with_json_headers(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     // As a boxed slice the body becomes `Bytes` without a second allocation (a `Vec` with
     // spare capacity needs one to remember it).
