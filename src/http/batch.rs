@@ -195,31 +195,11 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
                 "request '{id}' is a $batch: batches cannot be nested."
             )));
         }
-        let depends_on = match request
+        let named = request
             .depends_on
             .as_ref()
-            .or(request.depends_on_sdk.as_ref())
-        {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(names)) => names
-                .iter()
-                .map(|name| {
-                    name.as_str()
-                        .and_then(|n| ids.get(&n.to_ascii_lowercase()).copied())
-                        .ok_or_else(|| {
-                            malformed(format!(
-                                "request '{id}' depends on {name}, which is not a request of \
-                                 this batch."
-                            ))
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(malformed(format!(
-                    "request '{id}': 'dependsOn' must be an array of request ids."
-                )))
-            }
-        };
+            .or(request.depends_on_sdk.as_ref());
+        let depends_on = dependencies(&id, named, &ids)?;
         let headers = item_headers(request.headers.as_ref(), outer)
             .map_err(|e| malformed(format!("request '{id}': {e}")))?;
         let body = request
@@ -242,6 +222,33 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
         )));
     }
     Ok(items)
+}
+
+/// The requests a request's `dependsOn` names, as indexes into the batch.
+fn dependencies(
+    id: &str,
+    given: Option<&Value>,
+    ids: &HashMap<String, usize>,
+) -> Result<Vec<usize>, ApiError> {
+    match given {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(names)) => names
+            .iter()
+            .map(|name| {
+                name.as_str()
+                    .and_then(|n| ids.get(&n.to_ascii_lowercase()).copied())
+                    .ok_or_else(|| {
+                        malformed(format!(
+                            "request '{id}' depends on {name}, which is not a request of this \
+                             batch."
+                        ))
+                    })
+            })
+            .collect(),
+        Some(_) => Err(malformed(format!(
+            "request '{id}': 'dependsOn' must be an array of request ids."
+        ))),
+    }
 }
 
 /// The item's headers, with the batch's `Authorization` (and `Host` and forwarding headers, so
