@@ -371,10 +371,7 @@ async fn execute(items: &[Item], state: &AppState, base: &str) -> Vec<Option<Htt
                 "The request '{}' depends on '{}', which failed.",
                 item.id, items[failed].id
             ));
-            let context = RequestContext::new(&item.headers);
-            let mut answer = error.respond(&context);
-            context.stamp(&mut answer);
-            answers[at] = Some(answer);
+            answers[at] = Some(refused(item, &error));
             continue;
         }
         let mut future: Running<'_> = Box::pin(run_item(item, state, base));
@@ -401,24 +398,24 @@ async fn settle(running: &mut Vec<(usize, Running<'_>)>, answers: &mut [Option<H
     }
 }
 
+/// The answer of an item refused before it is served: the error with the item's own ids.
+fn refused(item: &Item, error: &ApiError) -> HttpResponse {
+    let context = RequestContext::new(&item.headers);
+    let mut answer = error.respond(&context);
+    context.stamp(&mut answer);
+    answer
+}
+
 async fn run_item(item: &Item, state: &AppState, base: &str) -> HttpResponse {
     let (path, query) = match &item.target {
         Ok(target) => target,
-        Err(reason) => {
-            let context = RequestContext::new(&item.headers);
-            let mut answer = ApiError::bad_request(reason.clone()).respond(&context);
-            context.stamp(&mut answer);
-            return answer;
-        }
+        Err(reason) => return refused(item, &ApiError::bad_request(reason.clone())),
     };
     if item.body.is_some() && !item.headers.contains_key(header::CONTENT_TYPE) {
-        let context = RequestContext::new(&item.headers);
-        let mut answer = ApiError::UnsupportedMediaType(
+        let error = ApiError::UnsupportedMediaType(
             "A batch request with a body needs a Content-Type header.".to_owned(),
-        )
-        .respond(&context);
-        context.stamp(&mut answer);
-        return answer;
+        );
+        return refused(item, &error);
     }
     let body = item
         .body

@@ -47,8 +47,6 @@ pub(super) async fn graph(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let started = Instant::now();
-    let context = RequestContext::new(req.headers());
     let base = base_url(&req);
     let request = GraphRequest {
         method: req.method().clone(),
@@ -58,13 +56,15 @@ pub(super) async fn graph(
         base: &base,
         body: Body::Stream(payload),
     };
-    let result = if batch::is_batch_path(request.path) {
-        context.set_route(RouteLabel::Batch);
-        batch::run(request, &state, &context).await
-    } else {
-        route_request(request, &state, &context).await
-    };
-    let mut response = result.unwrap_or_else(|error| error.respond(&context));
+    if !batch::is_batch_path(request.path) {
+        return serve(request, &state).await;
+    }
+    let started = Instant::now();
+    let context = RequestContext::new(req.headers());
+    context.set_route(RouteLabel::Batch);
+    let mut response = batch::run(request, &state, &context)
+        .await
+        .unwrap_or_else(|error| error.respond(&context));
     context.finish(
         req.method(),
         req.path(),
@@ -75,8 +75,8 @@ pub(super) async fn graph(
     response
 }
 
-/// Serves one Graph request with its own context (request ids, metrics, log line): what a
-/// `$batch` item gets.
+/// Serves one Graph request with its own context (request ids, metrics, log line): a request
+/// from the wire, or a `$batch` item.
 pub(super) async fn serve(request: GraphRequest<'_>, state: &AppState) -> HttpResponse {
     let started = Instant::now();
     let context = RequestContext::new(request.headers);
