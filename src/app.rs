@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use actix_web::dev::{Server, ServerHandle};
 
 use crate::config::{Durability, Settings, Storage};
-use crate::http::{self, AdminAccess, AppState};
+use crate::http::{self, AdminAccess, AppState, AuthMode, Authenticator, TlsListener};
+use crate::identity::tls::TlsMaterial;
+use crate::identity::{Apps, IdentityError, Provider, SigningKey, Verifier};
 use crate::store::{EventLog, MemoryEventLog, SledEventLog, StoreError};
 use crate::tenant::{
     canonical_stream_names, Placement, RegistryOptions, StreamNameError, TenantRegistry,
@@ -33,12 +35,17 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error(transparent)]
     StreamNames(#[from] StreamNameError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// A built server, listening, recovering tenants in the background.
 pub struct Application {
     server: Server,
     address: SocketAddr,
+    tls_address: Option<SocketAddr>,
+    /// The CA a client of the HTTPS listener trusts, when the emulator made it.
+    ca_file: Option<std::path::PathBuf>,
     registry: Arc<TenantRegistry>,
     log: Arc<dyn EventLog>,
     recovery: Option<JoinHandle<()>>,
@@ -77,11 +84,29 @@ impl Application {
             address: settings.listen.clone(),
             source,
         };
+        let key = Arc::new(signing_key(settings)?);
+        let auth = match &settings.auth {
+            AuthMode::Lenient => Authenticator::Lenient,
+            AuthMode::None { default_tenant } => Authenticator::None(default_tenant.clone()),
+            AuthMode::Strict { jwt_secret } => Authenticator::Strict(Verifier::new(
+                Arc::clone(&key),
+                jwt_secret.as_deref().map(str::as_bytes),
+            )?),
+        };
         let listener = TcpListener::bind(&settings.listen).map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
+        let (tls, ca_file) = tls_listener(settings)?;
+        let tls_address = match &tls {
+            Some(tls) => Some(tls.listener.local_addr().map_err(bind_error)?),
+            None => None,
+        };
         let state = AppState {
             registry: Arc::clone(&registry),
-            auth: settings.auth.clone(),
+            auth,
+            identity: Provider {
+                key,
+                apps: Apps::new(settings.apps.clone()),
+            },
             max_body_bytes: settings.max_body_bytes,
             body_timeout: settings.body_timeout,
             metrics: crate::metrics::Metrics::default(),
@@ -89,8 +114,14 @@ impl Application {
                 key: settings.admin_key.clone(),
             },
         };
-        let server = http::server(listener, state, settings.workers, settings.handle_signals)
-            .map_err(bind_error)?;
+        let server = http::server(
+            listener,
+            tls,
+            state,
+            settings.workers,
+            settings.handle_signals,
+        )
+        .map_err(bind_error)?;
         let recovering = Arc::clone(&registry);
         let recovery = std::thread::Builder::new()
             .name("recovery".into())
@@ -114,6 +145,8 @@ impl Application {
         Ok(Self {
             server,
             address,
+            tls_address,
+            ca_file,
             registry,
             log,
             recovery: Some(recovery),
@@ -124,6 +157,18 @@ impl Application {
     #[must_use]
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The HTTPS listener's address, when there is one.
+    #[must_use]
+    pub fn tls_address(&self) -> Option<SocketAddr> {
+        self.tls_address
+    }
+
+    /// The CA file a client of the HTTPS listener must trust, when the emulator generated it.
+    #[must_use]
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.ca_file.as_deref()
     }
 
     /// A handle to stop the server gracefully.
@@ -170,10 +215,56 @@ impl Application {
     }
 }
 
+/// The HTTPS listener, bound, with its certificate (given, kept or made now), and the CA file
+/// clients trust when the emulator made it.
+fn tls_listener(
+    settings: &Settings,
+) -> Result<(Option<TlsListener>, Option<std::path::PathBuf>), StartError> {
+    let Some(tls) = &settings.tls else {
+        return Ok((None, None));
+    };
+    let material = match &tls.cert_and_key {
+        Some((cert, key)) => TlsMaterial::from_files(cert, key)?,
+        None => TlsMaterial::load_or_generate(&settings.identity_dir)?,
+    };
+    if material.generated {
+        tracing::info!(
+            dir = %settings.identity_dir.display(),
+            "generated a local CA and a server certificate for localhost, 127.0.0.1 and ::1"
+        );
+    }
+    let listener = TcpListener::bind(&tls.listen).map_err(|source| StartError::Bind {
+        address: tls.listen.clone(),
+        source,
+    })?;
+    let config = Arc::new(material.server_config()?);
+    Ok((Some(TlsListener { listener, config }), material.ca_file))
+}
+
+/// The key tokens are signed with: given, kept in the data directory (made at its first start),
+/// or, in memory, made for this process.
+fn signing_key(settings: &Settings) -> Result<SigningKey, IdentityError> {
+    if let Some(path) = &settings.signing_key {
+        return SigningKey::load(path);
+    }
+    match settings.storage {
+        Storage::Disk { .. } => {
+            let path = settings.identity_dir.join("signing-key.pem");
+            let (key, generated) = SigningKey::load_or_generate(&path)?;
+            if generated {
+                tracing::info!(path = %path.display(), kid = key.kid(), "generated the token signing key");
+            }
+            Ok(key)
+        }
+        Storage::Memory => Ok(SigningKey::generate()?.0),
+    }
+}
+
 /// A server on its own thread with its own actix `System`, for tests, benchmarks and programs
 /// that embed the emulator. Dropping it stops it gracefully.
 pub struct BackgroundServer {
     address: SocketAddr,
+    tls_address: Option<SocketAddr>,
     handle: ServerHandle,
     /// Weak: a stopping server waits until it holds the only reference to its registry.
     registry: Weak<TenantRegistry>,
@@ -192,8 +283,12 @@ impl BackgroundServer {
                 actix_web::rt::System::new().block_on(async move {
                     match Application::build(&settings) {
                         Ok(app) => {
-                            let started =
-                                (app.address(), app.handle(), Arc::downgrade(&app.registry));
+                            let started = (
+                                app.address(),
+                                app.tls_address(),
+                                app.handle(),
+                                Arc::downgrade(&app.registry),
+                            );
                             let _ = sender.send(Ok(started));
                             if let Err(e) = app.run_until_stopped().await {
                                 tracing::error!(error = %e, "the server stopped with an error");
@@ -206,13 +301,14 @@ impl BackgroundServer {
                 });
             })
             .map_err(StartError::Thread)?;
-        let (address, handle, registry) = receiver.recv().map_err(|_| {
+        let (address, tls_address, handle, registry) = receiver.recv().map_err(|_| {
             StartError::Thread(std::io::Error::other(
                 "the server thread ended before it started",
             ))
         })??;
         Ok(Self {
             address,
+            tls_address,
             handle,
             registry,
             thread: Some(thread),
@@ -223,6 +319,12 @@ impl BackgroundServer {
     #[must_use]
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The HTTPS listener's address, when it has one.
+    #[must_use]
+    pub fn tls_address(&self) -> Option<SocketAddr> {
+        self.tls_address
     }
 
     /// Waits until every tenant is recovered; `false` if that took longer than `timeout`.

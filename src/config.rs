@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::http::AuthMode;
+use crate::identity::App;
 
 /// (policy) Events between two snapshots of a tenant, by default.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
@@ -63,6 +64,24 @@ pub struct Settings {
     pub tenant_idle: Option<std::time::Duration>,
     /// Key required by the admin routes (header `X-Emulator-Admin-Key`).
     pub admin_key: Option<String>,
+    /// An HTTPS listener beside the plain one.
+    pub tls: Option<TlsSettings>,
+    /// Where the generated CA, server certificate and signing key are kept (`<data-dir>/tls`).
+    pub identity_dir: PathBuf,
+    /// A PEM file with the RS256 key tokens are signed with, instead of the kept or generated
+    /// one.
+    pub signing_key: Option<PathBuf>,
+    /// The apps the token endpoint issues tokens to (none: any app, read-write).
+    pub apps: Vec<App>,
+}
+
+/// The HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `host:port`; port 0 picks a free port.
+    pub listen: String,
+    /// A certificate chain and key (PEM) to serve instead of the generated ones.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
 }
 
 impl Settings {
@@ -71,6 +90,10 @@ impl Settings {
     #[must_use]
     pub fn new(listen: impl Into<String>, storage: Storage) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let identity_dir = match &storage {
+            Storage::Disk { dir, .. } => dir.join("tls"),
+            Storage::Memory => PathBuf::from("data").join("tls"),
+        };
         Self {
             listen: listen.into(),
             storage,
@@ -84,6 +107,10 @@ impl Settings {
             snapshot_every: Some(DEFAULT_SNAPSHOT_EVERY),
             tenant_idle: Some(DEFAULT_TENANT_IDLE),
             admin_key: None,
+            tls: None,
+            identity_dir,
+            signing_key: None,
+            apps: Vec::new(),
         }
     }
 

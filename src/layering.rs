@@ -15,9 +15,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sched", &[]),
     ("telemetry", &[]),
     ("tenant", &["domain", "store", "codec"]),
-    ("http", &["domain", "tenant", "metrics"]),
-    ("config", &["http"]),
-    ("app", &["config", "http", "metrics", "store", "tenant"]),
+    ("identity", &[]),
+    ("http", &["domain", "tenant", "metrics", "identity"]),
+    ("config", &["http", "identity"]),
+    (
+        "app",
+        &["config", "http", "identity", "metrics", "store", "tenant"],
+    ),
     (
         "cli",
         &[
@@ -26,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
             "domain",
             "http",
+            "identity",
             "sched",
             "store",
             "telemetry",

@@ -28,6 +28,7 @@ pub mod codec;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod identity;
 #[cfg(test)]
 mod layering;
 pub(crate) mod metrics;

@@ -15,18 +15,21 @@ pub enum RouteLabel {
     Delete,
     /// `POST /beta/$batch` itself; its items count under their own routes.
     Batch,
+    /// The identity routes: discovery, keys and the token endpoint.
+    Identity,
     Admin,
     Other,
 }
 
 impl RouteLabel {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Create,
         Self::List,
         Self::Count,
         Self::Get,
         Self::Delete,
         Self::Batch,
+        Self::Identity,
         Self::Admin,
         Self::Other,
     ];
@@ -39,6 +42,7 @@ impl RouteLabel {
             Self::Get => "get",
             Self::Delete => "delete",
             Self::Batch => "batch",
+            Self::Identity => "identity",
             Self::Admin => "admin",
             Self::Other => "other",
         }

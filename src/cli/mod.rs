@@ -9,9 +9,13 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::Application;
-use crate::config::{Durability, Settings, Storage, DEFAULT_SNAPSHOT_EVERY, DEFAULT_TENANT_IDLE};
+use crate::config::{
+    Durability, Settings, Storage, TlsSettings, DEFAULT_SNAPSHOT_EVERY, DEFAULT_TENANT_IDLE,
+};
 use crate::http::auth::{mint, Claims};
 use crate::http::AuthMode;
+use crate::identity::keys::sign_hs256;
+use crate::identity::{App, SigningKey};
 use crate::sched::{self, CpuScheduling};
 use crate::tenant::TenantId;
 
@@ -45,6 +49,10 @@ enum Command {
 enum AuthKind {
     /// A bearer JWT whose payload has a `tid`; signature, audience and expiry are not checked.
     Lenient,
+    /// As lenient, plus a verified signature (RS256 by the emulator's key, or HS256 with
+    /// --jwt-secret), `exp`/`nbf` (60 s skew), Graph's audience, and `scp`/`roles` holding
+    /// IdentityUserFlow.ReadWrite.All (writes) or .Read.All (reads).
+    Strict,
     /// No token needed: every request belongs to --default-tenant.
     None,
 }
@@ -68,6 +76,29 @@ struct ServeArgs {
     /// How requests are tied to tenants.
     #[arg(long, env = "USERFLOWS_AUTH", value_enum, default_value_t = AuthKind::Lenient)]
     auth: AuthKind,
+    /// The HS256 secret --auth strict verifies tokens with (RS256 tokens of the emulator's own
+    /// key are accepted as well).
+    #[arg(long, env = "USERFLOWS_JWT_SECRET")]
+    jwt_secret: Option<String>,
+    /// Also serve HTTPS on this address (Graph, the identity routes and the admin routes).
+    #[arg(long, env = "USERFLOWS_TLS_LISTEN")]
+    tls_listen: Option<String>,
+    /// The certificate chain (PEM) to serve on --tls-listen [default: a local CA and server
+    /// certificate made at first start in <data-dir>/tls/; clients trust its ca.pem].
+    #[arg(long, env = "USERFLOWS_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "USERFLOWS_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The RSA key (PEM) tokens are signed with [default: made at first start and kept in
+    /// <data-dir>/tls/signing-key.pem; with --in-memory, made for this process].
+    #[arg(long, env = "USERFLOWS_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+    /// An app the token endpoint issues tokens to, as `CLIENT_ID:SECRET` (read-write) or
+    /// `CLIENT_ID:SECRET:ROLE,ROLE...` (repeatable). With none, any client id and secret get a
+    /// read-write token.
+    #[arg(long = "app", env = "USERFLOWS_APPS", value_delimiter = ' ')]
+    apps: Vec<App>,
     /// The tenant of every request with --auth none.
     #[arg(
         long,
@@ -132,6 +163,18 @@ struct TokenArgs {
     /// Seconds until the token expires.
     #[arg(long, default_value_t = 365 * 24 * 3600)]
     valid_for: u64,
+    /// A token that expired an hour ago (for testing a client's handling of 401).
+    #[arg(long, conflicts_with = "valid_for")]
+    expired: bool,
+    /// Sign HS256 with this secret (what `serve --auth strict --jwt-secret` verifies).
+    #[arg(long, env = "USERFLOWS_JWT_SECRET", conflicts_with_all = ["signing_key", "data_dir"])]
+    secret: Option<String>,
+    /// Sign RS256 with this RSA key (PEM), as the emulator's token endpoint does.
+    #[arg(long, conflicts_with = "data_dir")]
+    signing_key: Option<PathBuf>,
+    /// Sign RS256 with the key the emulator keeps in DATA_DIR/tls/signing-key.pem.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -147,6 +190,9 @@ impl ServeArgs {
         let mut settings = Settings::new(self.listen.clone(), storage);
         settings.auth = match self.auth {
             AuthKind::Lenient => AuthMode::Lenient,
+            AuthKind::Strict => AuthMode::Strict {
+                jwt_secret: self.jwt_secret.clone().filter(|s| !s.is_empty()),
+            },
             AuthKind::None => AuthMode::None {
                 default_tenant: TenantId::parse(&self.default_tenant).with_context(|| {
                     format!(
@@ -167,6 +213,13 @@ impl ServeArgs {
         settings.tenant_idle = (self.tenant_idle_secs > 0)
             .then(|| std::time::Duration::from_secs(self.tenant_idle_secs));
         settings.admin_key = self.admin_key.clone().filter(|k| !k.is_empty());
+        settings.identity_dir = self.data_dir.join("tls");
+        settings.tls = self.tls_listen.clone().map(|listen| TlsSettings {
+            listen,
+            cert_and_key: self.tls_cert.clone().zip(self.tls_key.clone()),
+        });
+        settings.signing_key.clone_from(&self.signing_key);
+        settings.apps.clone_from(&self.apps);
         Ok(settings)
     }
 }
@@ -189,8 +242,32 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
             args.tenant
         )
     })?;
-    let claims = Claims::for_tenant(&args.tenant, &args.scopes, &args.roles, args.valid_for);
-    println!("{}", mint(&claims)?);
+    let mut claims = Claims::for_tenant(&args.tenant, &args.scopes, &args.roles, args.valid_for);
+    if args.expired {
+        let now = claims.iat.unwrap_or_default();
+        claims.iat = Some(now.saturating_sub(7200));
+        claims.nbf = claims.iat;
+        claims.exp = Some(now.saturating_sub(3600));
+    }
+    let key_file = args.signing_key.clone().or_else(|| {
+        args.data_dir
+            .as_ref()
+            .map(|d| d.join("tls").join("signing-key.pem"))
+    });
+    let token = match (&args.secret, key_file) {
+        (Some(secret), _) => sign_hs256(secret.as_bytes(), &claims)?,
+        (None, Some(path)) => {
+            let key = SigningKey::load(&path).with_context(|| {
+                format!(
+                    "no signing key at {}: the emulator makes it at its first start on that data                      directory",
+                    path.display()
+                )
+            })?;
+            key.sign(&claims)?
+        }
+        (None, None) => mint(&claims)?,
+    };
+    println!("{token}");
     Ok(())
 }
 
@@ -215,10 +292,23 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!(
             address = %app.address(),
             data = %data,
+            auth = ?args.auth,
             cpu_scheduling = ?args.cpu_scheduling,
             "userflows-emulator listening on http://{}/beta/identity/userFlows (ready once recovered: GET /_emulator/ready)",
             app.address()
         );
+        if let Some(tls) = app.tls_address() {
+            let trust = app.ca_file().map_or_else(
+                || "the given certificate".to_owned(),
+                |ca| {
+                    format!(
+                        "clients trust {} (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS)",
+                        ca.display()
+                    )
+                },
+            );
+            tracing::info!(address = %tls, "HTTPS on https://{tls}/beta/identity/userFlows; {trust}");
+        }
         app.run_until_stopped().await?;
         Ok(())
     })

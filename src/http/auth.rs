@@ -1,6 +1,8 @@
-//! Auth: which tenant a request belongs to. In `lenient` mode the bearer token must be a JWT
-//! whose payload has a `tid` (signature, audience and expiry unchecked); in `none` mode every
-//! request belongs to one default tenant. Also mints the tokens the `token` command prints.
+//! Auth: which tenant a request belongs to, and whether its token allows it. In `lenient` mode
+//! the bearer token must be a JWT whose payload has a `tid` (signature, audience and expiry
+//! unchecked); in `strict` mode it must also pass [`Verifier`]'s checks and hold the permission
+//! the operation needs; in `none` mode every request belongs to one default tenant. Also the
+//! claims of the tokens the `token` command prints.
 
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,14 +15,15 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use crate::identity::{Grants, Verified, Verifier};
 use crate::tenant::TenantId;
 
 /// The tenant of personal Microsoft accounts: never allowed on these routes.
 pub const PERSONAL_ACCOUNT_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 /// The audience Graph tokens carry.
-pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+pub const GRAPH_AUDIENCE: &str = crate::identity::token::GRAPH_RESOURCE;
 /// The scope that allows every operation of this API.
-pub const READ_WRITE_SCOPE: &str = "IdentityUserFlow.ReadWrite.All";
+pub const READ_WRITE_SCOPE: &str = crate::identity::token::READ_WRITE;
 
 /// base64url with or without padding, as tokens in the wild have both.
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -28,33 +31,87 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Most distinct `Authorization` values a worker thread remembers the tenant of. A load test
-/// sends a few tokens many times; when a client sends more, the memory is cleared and refilled.
+/// Most distinct `Authorization` values a worker thread remembers. A load test sends a few
+/// tokens many times; when a client sends more, the memory is cleared and refilled.
 const TOKEN_CACHE_CAPACITY: usize = 1024;
 /// Most bytes of `Authorization` values a worker thread remembers, so large tokens cannot grow
 /// the memory past this either; a value larger than a tenth of it is never remembered.
 const TOKEN_CACHE_BYTES: usize = 1 << 20;
 
-/// `Authorization` header → its tenant, for headers that were accepted in lenient mode, with
-/// the bytes the keys hold. A lenient token's tenant depends on its text alone (nothing
-/// time-dependent is checked), so decoding it again would give the same answer.
+/// What an accepted `Authorization` header gave, kept so that the same header is not decoded
+/// (nor its signature verified) again: everything but the time depends on its text alone.
+#[derive(Clone)]
+struct Known {
+    tenant: TenantId,
+    /// Strict auth's verdict, whose lifetime is checked again each time; `None` in lenient
+    /// mode, where nothing else is checked.
+    verified: Option<Verified>,
+}
+
+/// `Authorization` header → what it gave, for accepted headers, with the bytes the keys hold.
 #[derive(Default)]
 struct TokenCache {
-    tenants: hashbrown::HashMap<Box<[u8]>, TenantId>,
+    tokens: hashbrown::HashMap<Box<[u8]>, Known>,
     bytes: usize,
 }
 
-thread_local! {
-    static TOKEN_TENANTS: RefCell<TokenCache> = RefCell::new(TokenCache::default());
+impl TokenCache {
+    fn remember(&mut self, header: &[u8], known: Known) {
+        let size = header.len();
+        if size > TOKEN_CACHE_BYTES / 10 {
+            return;
+        }
+        if self.tokens.len() >= TOKEN_CACHE_CAPACITY || self.bytes + size > TOKEN_CACHE_BYTES {
+            *self = Self::default();
+        }
+        self.bytes += size;
+        self.tokens.insert(header.into(), known);
+    }
 }
 
-/// How requests are tied to tenants.
+thread_local! {
+    static TOKENS: RefCell<TokenCache> = RefCell::new(TokenCache::default());
+}
+
+/// How requests are tied to tenants, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMode {
     /// A JWT with a `tid` claim; nothing else checked.
     Lenient,
+    /// A signed JWT (RS256 by the emulator's key, or HS256 with `jwt_secret`), within its
+    /// lifetime, for Graph, with the permission the operation needs.
+    Strict { jwt_secret: Option<String> },
     /// No token needed: everything belongs to this tenant.
     None { default_tenant: TenantId },
+}
+
+/// How requests are tied to tenants, ready to check tokens.
+#[derive(Debug)]
+pub enum Authenticator {
+    Lenient,
+    Strict(Verifier),
+    None(TenantId),
+}
+
+/// What a request does, for strict auth's permission check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A valid token, whatever it allows (a `$batch`, whose items each check their own).
+    Token,
+    Read,
+    Write,
+}
+
+impl Access {
+    /// Reads are `GET` and `HEAD`; anything else may change something.
+    #[must_use]
+    pub fn of(method: &actix_web::http::Method) -> Self {
+        if method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD {
+            Self::Read
+        } else {
+            Self::Write
+        }
+    }
 }
 
 /// The claims this emulator reads and writes.
@@ -121,38 +178,84 @@ pub fn mint(claims: &Claims) -> Result<String, serde_json::Error> {
     Ok(format!("{header}.{payload}."))
 }
 
-/// The tenant a request acts for.
-pub fn tenant_of(headers: &HeaderMap, mode: &AuthMode) -> Result<TenantId, ApiError> {
-    match mode {
-        AuthMode::None { default_tenant } => Ok(default_tenant.clone()),
-        AuthMode::Lenient => {
-            let Some(header) = headers.get(header::AUTHORIZATION) else {
-                return lenient_tenant(headers);
+/// The tenant a request acts for, once its token allows `access`.
+pub fn tenant_of(
+    headers: &HeaderMap,
+    auth: &Authenticator,
+    access: Access,
+) -> Result<TenantId, ApiError> {
+    let verifier = match auth {
+        Authenticator::None(default_tenant) => return Ok(default_tenant.clone()),
+        Authenticator::Lenient => None,
+        Authenticator::Strict(verifier) => Some(verifier),
+    };
+    let Some(header) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::Unauthorized("Access token is empty."));
+    };
+    let known = TOKENS.with(|cache| cache.borrow().tokens.get(header.as_bytes()).cloned());
+    // A header remembered in the other mode (only unit tests switch modes on one thread) is
+    // decoded again.
+    let known = match known {
+        Some(known) if known.verified.is_some() == verifier.is_some() => known,
+        _ => {
+            let known = match verifier {
+                None => Known {
+                    tenant: lenient_tenant(headers)?,
+                    verified: None,
+                },
+                Some(verifier) => strict(headers, verifier)?,
             };
-            let known =
-                TOKEN_TENANTS.with(|cache| cache.borrow().tenants.get(header.as_bytes()).cloned());
-            if let Some(tenant) = known {
-                return Ok(tenant);
-            }
-            let tenant = lenient_tenant(headers)?;
-            let size = header.len();
-            if size <= TOKEN_CACHE_BYTES / 10 {
-                TOKEN_TENANTS.with(|cache| {
-                    let mut cache = cache.borrow_mut();
-                    if cache.tenants.len() >= TOKEN_CACHE_CAPACITY
-                        || cache.bytes + size > TOKEN_CACHE_BYTES
-                    {
-                        *cache = TokenCache::default();
-                    }
-                    cache.bytes += size;
-                    cache
-                        .tenants
-                        .insert(header.as_bytes().into(), tenant.clone());
-                });
-            }
-            Ok(tenant)
+            TOKENS.with(|cache| {
+                cache
+                    .borrow_mut()
+                    .remember(header.as_bytes(), known.clone());
+            });
+            known
         }
+    };
+    if let Some(verified) = &known.verified {
+        verified
+            .check_lifetime(now())
+            .map_err(|rejection| ApiError::Unauthorized(rejection.message()))?;
+        allow(verified.grants, access)?;
     }
+    Ok(known.tenant)
+}
+
+/// Strict auth: the token verified, and its tenant.
+fn strict(headers: &HeaderMap, verifier: &Verifier) -> Result<Known, ApiError> {
+    let token = bearer_token(headers)?;
+    let outcome = verifier
+        .verify(token, now())
+        .map_err(|rejection| ApiError::Unauthorized(rejection.message()))?;
+    let tenant = checked_tenant(&outcome.tid)?;
+    Ok(Known {
+        tenant,
+        verified: Some(outcome),
+    })
+}
+
+/// Whether `grants` allow `access`: a 403 if not.
+fn allow(grants: Grants, access: Access) -> Result<(), ApiError> {
+    let allowed = match access {
+        Access::Token => true,
+        Access::Read => grants.read,
+        Access::Write => grants.write,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "Insufficient privileges to complete the operation.".to_owned(),
+        ))
+    }
+}
+
+/// Seconds since the epoch.
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// What lenient mode reads of a token: its `tid`. Every other claim may be of any JSON type
@@ -165,9 +268,13 @@ struct TenantClaim {
 
 /// Decodes the bearer token and checks its `tid`.
 fn lenient_tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
-    let claims = bearer_claims(headers)?;
-    let tenant = TenantId::parse(&claims.tid)
-        .ok_or(ApiError::Unauthorized("Access token validation failure."))?;
+    checked_tenant(&bearer_claims(headers)?.tid)
+}
+
+/// The tenant a token's `tid` names, if it may use these routes.
+fn checked_tenant(tid: &str) -> Result<TenantId, ApiError> {
+    let tenant =
+        TenantId::parse(tid).ok_or(ApiError::Unauthorized("Access token validation failure."))?;
     if tenant
         .as_str()
         .eq_ignore_ascii_case(PERSONAL_ACCOUNT_TENANT)
@@ -181,9 +288,8 @@ fn lenient_tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
     Ok(tenant)
 }
 
-fn bearer_claims(headers: &HeaderMap) -> Result<TenantClaim, ApiError> {
-    const EMPTY: ApiError = ApiError::Unauthorized("Access token is empty.");
-    const INVALID: ApiError = ApiError::Unauthorized("Access token validation failure.");
+/// The token of a `Bearer` authorization header.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers.get(header::AUTHORIZATION).ok_or(EMPTY)?;
     let value = value.to_str().map_err(|_| INVALID)?.trim();
     if value.is_empty() {
@@ -197,6 +303,14 @@ fn bearer_claims(headers: &HeaderMap) -> Result<TenantClaim, ApiError> {
     if token.is_empty() {
         return Err(EMPTY);
     }
+    Ok(token)
+}
+
+const EMPTY: ApiError = ApiError::Unauthorized("Access token is empty.");
+const INVALID: ApiError = ApiError::Unauthorized("Access token validation failure.");
+
+fn bearer_claims(headers: &HeaderMap) -> Result<TenantClaim, ApiError> {
+    let token = bearer_token(headers)?;
     let mut parts = token.split('.');
     let (Some(head), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -223,20 +337,30 @@ mod tests {
     #[test]
     fn a_minted_token_names_its_tenant() {
         let token = mint(&Claims::for_tenant("contoso", &[], &[], 60)).unwrap();
-        let tenant = tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient).unwrap();
+        let tenant = tenant_of(
+            &headers(&format!("Bearer {token}")),
+            &Authenticator::Lenient,
+            Access::Read,
+        )
+        .unwrap();
         assert_eq!(tenant.as_str(), "contoso");
-        let lower = tenant_of(&headers(&format!("bearer {token}")), &AuthMode::Lenient).unwrap();
+        let lower = tenant_of(
+            &headers(&format!("bearer {token}")),
+            &Authenticator::Lenient,
+            Access::Read,
+        )
+        .unwrap();
         assert_eq!(lower.as_str(), "contoso");
     }
 
     #[test]
     fn missing_or_empty_tokens_are_empty() {
         assert_eq!(
-            tenant_of(&HeaderMap::new(), &AuthMode::Lenient),
+            tenant_of(&HeaderMap::new(), &Authenticator::Lenient, Access::Read),
             Err(ApiError::Unauthorized("Access token is empty."))
         );
         assert_eq!(
-            tenant_of(&headers("Bearer "), &AuthMode::Lenient),
+            tenant_of(&headers("Bearer "), &Authenticator::Lenient, Access::Read),
             Err(ApiError::Unauthorized("Access token is empty."))
         );
     }
@@ -252,7 +376,7 @@ mod tests {
             format!("Bearer {no_tid}"),
         ] {
             assert_eq!(
-                tenant_of(&headers(&bad), &AuthMode::Lenient),
+                tenant_of(&headers(&bad), &Authenticator::Lenient, Access::Read),
                 Err(ApiError::Unauthorized("Access token validation failure.")),
                 "{bad}"
             );
@@ -281,12 +405,21 @@ mod tests {
             "scp": ["a", "b"],
             "xms_unknown": {"nested": [1, null]},
         }));
-        let got = tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient).unwrap();
+        let got = tenant_of(
+            &headers(&format!("Bearer {token}")),
+            &Authenticator::Lenient,
+            Access::Read,
+        )
+        .unwrap();
         assert_eq!(got.as_str(), "contoso");
         for bad in [serde_json::json!({"tid": 42}), serde_json::json!([1])] {
             let token = jwt(&bad);
             assert_eq!(
-                tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient),
+                tenant_of(
+                    &headers(&format!("Bearer {token}")),
+                    &Authenticator::Lenient,
+                    Access::Read
+                ),
                 Err(ApiError::Unauthorized("Access token validation failure.")),
                 "{bad}"
             );
@@ -298,9 +431,14 @@ mod tests {
         let padding = "p".repeat(90 * 1024);
         for i in 0..40 {
             let token = jwt(&serde_json::json!({"tid": format!("big-{i}"), "pad": padding}));
-            let got = tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient).unwrap();
+            let got = tenant_of(
+                &headers(&format!("Bearer {token}")),
+                &Authenticator::Lenient,
+                Access::Read,
+            )
+            .unwrap();
             assert_eq!(got.as_str(), format!("big-{i}"));
-            let bytes = TOKEN_TENANTS.with(|cache| cache.borrow().bytes);
+            let bytes = TOKENS.with(|cache| cache.borrow().bytes);
             assert!(bytes <= TOKEN_CACHE_BYTES, "{bytes} bytes remembered");
         }
     }
@@ -316,7 +454,7 @@ mod tests {
             .collect();
         for _ in 0..2 {
             for (tenant, headers) in &tokens {
-                let got = tenant_of(headers, &AuthMode::Lenient).unwrap();
+                let got = tenant_of(headers, &Authenticator::Lenient, Access::Read).unwrap();
                 assert_eq!(got.as_str(), tenant);
             }
         }
@@ -325,7 +463,7 @@ mod tests {
         let personal = headers(&format!("Bearer {personal}"));
         for _ in 0..2 {
             assert!(matches!(
-                tenant_of(&personal, &AuthMode::Lenient),
+                tenant_of(&personal, &Authenticator::Lenient, Access::Read),
                 Err(ApiError::Forbidden(_))
             ));
         }
@@ -335,18 +473,22 @@ mod tests {
     fn personal_accounts_are_refused() {
         let token = mint(&Claims::for_tenant(PERSONAL_ACCOUNT_TENANT, &[], &[], 60)).unwrap();
         assert!(matches!(
-            tenant_of(&headers(&format!("Bearer {token}")), &AuthMode::Lenient),
+            tenant_of(
+                &headers(&format!("Bearer {token}")),
+                &Authenticator::Lenient,
+                Access::Read
+            ),
             Err(ApiError::Forbidden(_))
         ));
     }
 
     #[test]
     fn none_mode_ignores_tokens() {
-        let mode = AuthMode::None {
-            default_tenant: TenantId::parse("dflt").unwrap(),
-        };
+        let mode = Authenticator::None(TenantId::parse("dflt").unwrap());
         assert_eq!(
-            tenant_of(&HeaderMap::new(), &mode).unwrap().as_str(),
+            tenant_of(&HeaderMap::new(), &mode, Access::Write)
+                .unwrap()
+                .as_str(),
             "dflt"
         );
     }

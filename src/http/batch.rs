@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::auth::tenant_of;
+use super::auth::{tenant_of, Access};
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::handlers::{read_body, serve, Body, GraphRequest};
@@ -89,7 +89,7 @@ pub(super) async fn run(
         return Err(ApiError::MethodNotAllowed { allow: "POST" });
     }
     // One 401 for the whole batch: nothing in it runs without a valid token.
-    tenant_of(request.headers, &state.auth)?;
+    tenant_of(request.headers, &state.auth, Access::Token)?;
     if context.client_request_id_too_long {
         return Err(ApiError::bad_request(
             "The header 'client-request-id' is too long.",

@@ -11,7 +11,7 @@ use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use super::auth::tenant_of;
+use super::auth::{tenant_of, Access};
 use super::body::parse_create_body;
 use super::context::{RequestContext, MAX_CLIENT_REQUEST_ID};
 use super::error::ApiError;
@@ -99,7 +99,7 @@ async fn route_request(
             "The header 'client-request-id' is longer than {MAX_CLIENT_REQUEST_ID} characters."
         )));
     }
-    let tenant = tenant_of(request.headers, &state.auth)?;
+    let tenant = tenant_of(request.headers, &state.auth, Access::of(&request.method))?;
     let target = route::parse(request.path)?;
     let method = request.method.clone();
     let label = match &target {

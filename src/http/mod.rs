@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub mod auth;
+mod authority;
 mod batch;
 pub mod body;
 mod context;
@@ -25,7 +26,7 @@ use actix_web::dev::{AppConfig, Server};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 
-pub use auth::AuthMode;
+pub use auth::{Access, AuthMode, Authenticator};
 pub use context::RequestContext;
 pub use error::ApiError;
 pub use response::JSON_CONTENT_TYPE;
@@ -37,7 +38,9 @@ pub use admin::AdminAccess;
 /// What every request handler shares.
 pub struct AppState {
     pub registry: Arc<TenantRegistry>,
-    pub auth: AuthMode,
+    pub auth: Authenticator,
+    /// The local identity provider: signing key and registered apps.
+    pub identity: crate::identity::Provider,
     /// Create bodies larger than this get 413 and are never parsed.
     pub max_body_bytes: usize,
     /// A create body not received within this gets 408 and is never parsed.
@@ -51,11 +54,42 @@ pub struct AppState {
 const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Builds the server on an already-bound listener (port 0 in tests). Each connection's stream
-/// goes through [`protocol::ProtocolErrors`], so even the answers actix writes before a handler
-/// runs carry the Graph envelope.
+/// How long a client may take to complete a TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Marks the apps of the HTTPS listener, so that the URLs they write say `https`.
+#[derive(Clone, Copy)]
+pub(crate) struct Https;
+
+/// The HTTPS listener: a bound socket and the TLS configuration it serves.
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
+/// The HTTP/1 service both listeners run over their streams, serving `app`.
+macro_rules! h1 {
+    ($shutdown:expr, $local:expr, $app:expr) => {{
+        let shutdown = $shutdown.clone();
+        HttpService::build()
+            .keep_alive(KEEP_ALIVE)
+            .client_request_timeout(HEAD_TIMEOUT)
+            .local_addr($local)
+            .graceful_shutdown_signal(move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            })
+            .h1(map_config($app.into_factory(), |()| AppConfig::default()))
+    }};
+}
+
+/// Builds the server on already-bound listeners (port 0 in tests): plain HTTP, and HTTPS when
+/// given. Each connection's stream (after the TLS handshake, on HTTPS) goes through
+/// [`protocol::ProtocolErrors`], so even the answers actix writes before a handler runs carry
+/// the Graph envelope.
 pub fn server(
     listener: TcpListener,
+    tls: Option<TlsListener>,
     state: AppState,
     workers: usize,
     handle_signals: bool,
@@ -64,20 +98,16 @@ pub fn server(
     let local = listener.local_addr()?;
     let builder = actix_server::Server::build();
     let shutdown = builder.graceful_shutdown_signal();
-    let builder = builder
-        .workers(workers.max(1))
-        .shutdown_timeout(10)
-        // actix's own handling makes SIGINT a forced stop that drops requests in flight; here
-        // SIGINT (Ctrl-C) and SIGTERM both stop gracefully.
-        .disable_signals()
-        .listen("graph", listener, move || {
+    let http = {
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        move || {
             // Runs on each worker as it starts: the tenant actors live on the workers' arbiters.
             state.registry.join_as_worker();
             let app = App::new()
                 .app_data(state.clone())
                 .service(admin::scope().wrap(from_fn(context::stamp)))
+                .configure(authority::services)
                 .default_service(web::to(handlers::graph));
-            let shutdown = shutdown.clone();
             fn_service(|stream: tokio::net::TcpStream| async move {
                 let peer = stream.peer_addr().ok();
                 Ok::<_, actix_http::error::DispatchError>((
@@ -85,18 +115,50 @@ pub fn server(
                     peer,
                 ))
             })
-            .and_then(
-                HttpService::build()
-                    .keep_alive(KEEP_ALIVE)
-                    .client_request_timeout(HEAD_TIMEOUT)
-                    .local_addr(local)
-                    .graceful_shutdown_signal(move || {
-                        let shutdown = shutdown.clone();
-                        async move { shutdown.notified().await }
-                    })
-                    .h1(map_config(app.into_factory(), |()| AppConfig::default())),
-            )
+            .and_then(h1!(shutdown, local, app))
+        }
+    };
+    let mut builder = builder
+        .workers(workers.max(1))
+        .shutdown_timeout(10)
+        // actix's own handling makes SIGINT a forced stop that drops requests in flight; here
+        // SIGINT (Ctrl-C) and SIGTERM both stop gracefully.
+        .disable_signals()
+        .listen("graph", listener, http)?;
+    if let Some(TlsListener { listener, config }) = tls {
+        let local = listener.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        builder = builder.listen("graph-tls", listener, move || {
+            state.registry.join_as_worker();
+            let app = App::new()
+                .app_data(state.clone())
+                .app_data(Https)
+                .service(admin::scope().wrap(from_fn(context::stamp)))
+                .configure(authority::services)
+                .default_service(web::to(handlers::graph));
+            let acceptor = acceptor.clone();
+            fn_service(move |stream: tokio::net::TcpStream| {
+                let acceptor = acceptor.clone();
+                async move {
+                    let peer = stream.peer_addr().ok();
+                    let tls =
+                        actix_web::rt::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
+                            .and_then(|accepted| accepted)
+                            .map_err(|e| {
+                                tracing::debug!(error = %e, peer = ?peer, "TLS handshake failed");
+                                actix_http::error::DispatchError::Io(e)
+                            })?;
+                    Ok::<_, actix_http::error::DispatchError>((
+                        protocol::ProtocolErrors::new(tls, peer),
+                        peer,
+                    ))
+                }
+            })
+            .and_then(h1!(shutdown, local, app))
         })?;
+    }
     let server = builder.run();
     if handle_signals {
         let handle = server.handle();

@@ -33,15 +33,28 @@ pub fn base_url(req: &HttpRequest) -> String {
     let proxied = [&header::FORWARDED, &X_FORWARDED_PROTO, &X_FORWARDED_HOST]
         .into_iter()
         .any(|name| headers.contains_key(name));
-    // A direct request in origin form to this plain-HTTP server: what `ConnectionInfo` would
-    // answer, without building it (it formats the peer address too).
+    // The HTTPS listener's apps carry a marker: actix's own `secure` flag is set only by the
+    // server builder this emulator does not use.
+    let scheme = if req.app_data::<super::Https>().is_some() {
+        "https://"
+    } else {
+        "http://"
+    };
+    // A direct request in origin form: what `ConnectionInfo` would answer, without building it
+    // (it formats the peer address too).
     if !proxied && req.uri().scheme().is_none() {
         if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-            return ["http://", host].concat();
+            return [scheme, host].concat();
         }
     }
     let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+    let scheme =
+        if headers.contains_key(&X_FORWARDED_PROTO) || headers.contains_key(&header::FORWARDED) {
+            info.scheme()
+        } else {
+            scheme.trim_end_matches("://")
+        };
+    format!("{scheme}://{}", info.host())
 }
 
 /// `@odata.context`: the base the client used and a fixed path, written into the body without
