@@ -69,14 +69,19 @@ async def main(base_url: str, token: str) -> None:
     check("list", created.id in ids, ids)
     print(f"listed {len(ids)} flow(s)")
 
-    await flows.by_identity_user_flow_id(created.id).delete()
+    await delete_and_check(flows, created.id)
+
+
+async def delete_and_check(flows, flow_id: str) -> None:
+    """Deletes a flow and checks that a get of it is then 404."""
+    await flows.by_identity_user_flow_id(flow_id).delete()
     try:
-        await flows.by_identity_user_flow_id(created.id).get()
+        await flows.by_identity_user_flow_id(flow_id).get()
     except APIError as error:
         check("get after delete", error.response_status_code == 404, error.response_status_code)
     else:
         fail("get after delete", "the deleted flow is still there")
-    print(f"deleted {created.id}")
+    print(f"deleted {flow_id}")
 
 
 def check(step: str, ok: bool, got) -> None:

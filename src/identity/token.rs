@@ -435,7 +435,11 @@ mod tests {
 
     #[test]
     fn permissions_come_from_scp_or_roles_and_a_wrong_type_grants_nothing() {
-        let grants = |extra: Value| verify(&key().sign(&claims(&extra)).unwrap()).unwrap().grants;
+        let grants = |extra: Value| {
+            verify(&key().sign(&claims(&extra)).unwrap())
+                .unwrap()
+                .grants
+        };
         let read_only = Grants {
             read: true,
             write: false,

@@ -97,6 +97,8 @@ pub fn assert_walk_exact(walk: &[String], lasting: &[String]) {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub address: String,
+    /// `https://127.0.0.1:PORT`, when the settings ask for an HTTPS listener.
+    pub tls_address: Option<String>,
     pub settings: Settings,
     /// The bearer token used by the plain methods.
     pub token: String,
@@ -119,9 +121,10 @@ pub fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::embedded(dir.path().join("data"));
     change(&mut settings);
-    let (address, running) = start(&settings);
+    let (address, tls_address, running) = start(&settings);
     TestApp {
         address,
+        tls_address,
         settings,
         token: token_for(TENANT),
         agent: ureq::AgentBuilder::new().build(),
@@ -130,7 +133,7 @@ pub fn spawn_app_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
-fn start(settings: &Settings) -> (String, BackgroundServer) {
+fn start(settings: &Settings) -> (String, Option<String>, BackgroundServer) {
     let server = BackgroundServer::start(settings).expect("the server starts");
     assert!(
         server.wait_ready(Duration::from_secs(60)),
@@ -141,7 +144,8 @@ fn start(settings: &Settings) -> (String, BackgroundServer) {
         // Listening on every interface: talk to it over loopback only.
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    (format!("http://{address}"), server)
+    let tls = server.tls_address().map(|a| format!("https://{a}"));
+    (format!("http://{address}"), tls, server)
 }
 
 /// Waits until `GET /_emulator/ready` answers 200 (recovery runs after the server binds).
@@ -181,8 +185,9 @@ impl TestApp {
     /// Starts the server again with the same settings (so the same directory).
     pub fn start(&mut self) {
         assert!(self.running.is_none(), "stop first");
-        let (address, running) = start(&self.settings);
+        let (address, tls_address, running) = start(&self.settings);
         self.address = address;
+        self.tls_address = tls_address;
         self.running = Some(running);
     }
 

@@ -13,7 +13,9 @@ mod crash;
 mod create;
 mod disk_full;
 mod fuzz_corpus;
+
 mod helpers;
+mod identity;
 mod log_cli;
 mod query;
 mod read;

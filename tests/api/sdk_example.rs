@@ -8,7 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{spawn_app, token_for, TestApp};
+use userflows_emulator::config::TlsSettings;
+use userflows_emulator::http::AuthMode;
+
+use crate::helpers::{spawn_app, spawn_app_with, token_for, TestApp};
 
 /// The interpreter of the example's environment, if there is one.
 fn python() -> Option<PathBuf> {
@@ -39,13 +42,22 @@ fn python() -> Option<PathBuf> {
 /// Runs `examples/python/<name>` against `app` as `tenant`; its standard output, once it
 /// succeeded.
 fn run_example(python: &Path, name: &str, app: &TestApp, tenant: &str) -> String {
+    let base_url = app.url("/beta");
+    let token = token_for(tenant);
+    let args = ["--base-url", &base_url, "--token", &token];
+    run_example_with(python, name, &args, &[])
+}
+
+/// Runs `examples/python/<name>` with `args` and environment `env`; its standard output, once
+/// it succeeded.
+fn run_example_with(python: &Path, name: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
     let example = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/python")
         .join(name);
     let output = Command::new(python)
         .arg(example)
-        .args(["--base-url", &app.url("/beta")])
-        .args(["--token", &token_for(tenant)])
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -58,6 +70,25 @@ fn run_example(python: &Path, name: &str, app: &TestApp, tenant: &str) -> String
     stdout
 }
 
+/// The types of `tenant`'s events, in order, read through the admin route.
+fn event_types(app: &TestApp, tenant: &str) -> Vec<String> {
+    let events = app.request(
+        "GET",
+        &format!("/_emulator/tenants/{tenant}/events"),
+        &[],
+        None,
+    );
+    assert_eq!(events.status, 200, "{}", events.body);
+    events
+        .body
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            event["event_type"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 #[test]
 fn the_python_sdk_quickstart_creates_gets_lists_and_deletes_through_the_stock_sdk() {
     let Some(python) = python() else { return };
@@ -68,22 +99,10 @@ fn the_python_sdk_quickstart_creates_gets_lists_and_deletes_through_the_stock_sd
     assert!(stdout.contains("deleted B2C_1_Quickstart"), "{stdout}");
 
     // What the SDK did is in the tenant's log: one create, one delete, and no flow left.
-    let events = app.request(
-        "GET",
-        &format!("/_emulator/tenants/{tenant}/events"),
-        &[],
-        None,
+    assert_eq!(
+        event_types(&app, tenant),
+        ["UserFlowCreated", "UserFlowDeleted"]
     );
-    assert_eq!(events.status, 200, "{}", events.body);
-    let types: Vec<String> = events
-        .body
-        .lines()
-        .map(|line| {
-            let event: serde_json::Value = serde_json::from_str(line).unwrap();
-            event["event_type"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    assert_eq!(types, ["UserFlowCreated", "UserFlowDeleted"]);
     let count = app.request(
         "GET",
         "/beta/identity/userFlows/$count",
@@ -114,4 +133,42 @@ fn the_python_sdk_filters_orders_selects_pages_and_batches_through_the_stock_sdk
     let deleted = events.body.matches("\"UserFlowDeleted\"").count();
     assert_eq!((created, deleted), (14, 14), "{}", events.body);
     assert_eq!(app.count().body, "0");
+}
+
+#[test]
+fn the_stock_credential_and_client_work_over_https_with_the_emulators_token_endpoint() {
+    let Some(python) = python() else { return };
+    let app = spawn_app_with(|s| {
+        s.auth = AuthMode::Strict { jwt_secret: None };
+        s.apps = vec!["stock-app:stock-secret".parse().unwrap()];
+        s.tls = Some(TlsSettings {
+            listen: "127.0.0.1:0".to_owned(),
+            cert_and_key: None,
+        });
+    });
+    let ca = app.data_dir().join("tls").join("ca.pem");
+    let authority = app.tls_address.clone().unwrap();
+    let tenant = "0c0ffee0-0000-4000-8000-000000000001";
+    let stdout = run_example_with(
+        &python,
+        "stock_credential.py",
+        &[
+            "--authority",
+            &authority,
+            "--tenant",
+            tenant,
+            "--client-id",
+            "stock-app",
+            "--client-secret",
+            "stock-secret",
+        ],
+        &[("SSL_CERT_FILE", &ca), ("REQUESTS_CA_BUNDLE", &ca)],
+    );
+    assert!(stdout.contains("created B2C_1_Stock"), "{stdout}");
+    assert!(stdout.contains("deleted B2C_1_Stock"), "{stdout}");
+    // The SDK's writes went to the token's tenant: one create and one delete in its log.
+    assert_eq!(
+        event_types(&app, tenant),
+        ["UserFlowCreated", "UserFlowDeleted"]
+    );
 }
