@@ -113,6 +113,7 @@ impl Application {
             admin: AdminAccess {
                 key: settings.admin_key.clone(),
             },
+            throttle: crate::chaos::Throttle::new(settings.throttle),
         };
         let server = http::server(
             listener,

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::chaos::Limits;
 use crate::http::AuthMode;
 use crate::identity::App;
 
@@ -73,6 +74,8 @@ pub struct Settings {
     pub signing_key: Option<PathBuf>,
     /// The apps the token endpoint issues tokens to (none: any app, read-write).
     pub apps: Vec<App>,
+    /// Throttling limits at start (none by default: the emulator is a load-test target).
+    pub throttle: Limits,
 }
 
 /// The HTTPS listener.
@@ -111,6 +114,7 @@ impl Settings {
             identity_dir,
             signing_key: None,
             apps: Vec::new(),
+            throttle: Limits::default(),
         }
     }
 

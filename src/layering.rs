@@ -16,16 +16,23 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("telemetry", &[]),
     ("tenant", &["domain", "store", "codec"]),
     ("identity", &[]),
-    ("http", &["domain", "tenant", "metrics", "identity"]),
-    ("config", &["http", "identity"]),
+    ("chaos", &[]),
+    (
+        "http",
+        &["domain", "tenant", "metrics", "identity", "chaos"],
+    ),
+    ("config", &["http", "identity", "chaos"]),
     (
         "app",
-        &["config", "http", "identity", "metrics", "store", "tenant"],
+        &[
+            "chaos", "config", "http", "identity", "metrics", "store", "tenant",
+        ],
     ),
     (
         "cli",
         &[
             "app",
+            "chaos",
             "codec",
             "config",
             "domain",

@@ -14,6 +14,7 @@
 //!   commit, `evolve`s its state and replies.
 //! - [`store`] keeps every tenant's records in sled (or memory), as bytes; one flush thread
 //!   makes many events durable at once. [`codec`] says what those bytes mean.
+//! - [`chaos`] decides which requests are throttled, before they reach a tenant.
 //! - [`app`] wires one server run from [`config::Settings`]; [`cli`] is the command line;
 //!   [`telemetry`] sets up logging; `metrics` counts requests and `sched` sets the CPU
 //!   scheduling policy.
@@ -23,6 +24,7 @@
 //! test checks it.
 
 pub mod app;
+pub mod chaos;
 pub mod cli;
 pub mod codec;
 pub mod config;

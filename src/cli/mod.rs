@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::Application;
+use crate::chaos::Limits;
 use crate::config::{
     Durability, Settings, Storage, TlsSettings, DEFAULT_SNAPSHOT_EVERY, DEFAULT_TENANT_IDLE,
 };
@@ -55,6 +56,13 @@ enum AuthKind {
     Strict,
     /// No token needed: every request belongs to --default-tenant.
     None,
+}
+
+/// Throttling presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ThrottleKind {
+    Off,
+    Graph,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +114,20 @@ struct ServeArgs {
         default_value = "00000000-0000-0000-0000-000000000001"
     )]
     default_tenant: String,
+    /// Throttling: `graph` applies Graph's documented user-flow limits (300 requests a minute
+    /// per tenant, 200 per app per tenant), answering 429 `TooManyRequests` with `Retry-After`;
+    /// `off` (the default) throttles nothing unless a --throttle-*-rpm is given. Changeable at
+    /// run time through PUT /_emulator/throttle.
+    #[arg(long, env = "USERFLOWS_THROTTLE", value_enum, default_value_t = ThrottleKind::Off)]
+    throttle: ThrottleKind,
+    /// Requests a minute one tenant may send (a burst of N, refilled continuously); overrides
+    /// --throttle graph's 300.
+    #[arg(long, env = "USERFLOWS_THROTTLE_TENANT_RPM", value_parser = clap::value_parser!(u32).range(1..))]
+    throttle_tenant_rpm: Option<u32>,
+    /// Requests a minute one app (the token's appid, else azp) may send in one tenant;
+    /// overrides --throttle graph's 200.
+    #[arg(long, env = "USERFLOWS_THROTTLE_APP_RPM", value_parser = clap::value_parser!(u32).range(1..))]
+    throttle_app_rpm: Option<u32>,
     /// Largest create body accepted; larger ones get 413 and store nothing.
     #[arg(long, env = "USERFLOWS_MAX_BODY_BYTES", default_value_t = 65_536)]
     max_body_bytes: usize,
@@ -220,6 +242,14 @@ impl ServeArgs {
         });
         settings.signing_key.clone_from(&self.signing_key);
         settings.apps.clone_from(&self.apps);
+        let base = match self.throttle {
+            ThrottleKind::Graph => Limits::GRAPH,
+            ThrottleKind::Off => Limits::default(),
+        };
+        settings.throttle = Limits {
+            tenant_rpm: self.throttle_tenant_rpm.or(base.tenant_rpm),
+            app_rpm: self.throttle_app_rpm.or(base.app_rpm),
+        };
         Ok(settings)
     }
 }

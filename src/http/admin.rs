@@ -1,5 +1,6 @@
 //! The emulator's own routes under `/_emulator/` (never a Graph path): liveness, readiness,
-//! Prometheus metrics, the tenants, a tenant's events (NDJSON) and a tenant reset. They name
+//! Prometheus metrics, the tenants, a tenant's events (NDJSON), a tenant reset and the throttling
+//! limits. They name
 //! the tenant in the path. Health and readiness answer anyone (a balancer's probes); the
 //! others need the admin key when one is set, and without one answer only a loopback peer
 //! whose `Host` names a loopback host, so a web page cannot reach them by DNS rebinding
@@ -11,7 +12,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use super::handlers::read_body;
 use super::{ApiError, AppState, RequestContext};
+use crate::chaos::Limits;
 use crate::metrics::render_value;
 use crate::tenant::{Read, ReadOutcome, TenantId, TenantView};
 
@@ -40,6 +43,8 @@ pub fn scope() -> actix_web::Scope {
         .route("/tenants", web::get().to(tenants))
         .route("/tenants/{tenant}/events", web::get().to(events))
         .route("/tenants/{tenant}", web::delete().to(reset))
+        .route("/throttle", web::get().to(throttle))
+        .route("/throttle", web::put().to(set_throttle))
         .default_service(web::to(unknown))
 }
 
@@ -347,6 +352,70 @@ async fn reset(
     respond(&req, result)
 }
 
+/// The throttling limits as the admin API shows and takes them.
+fn limits_json(limits: Limits) -> serde_json::Value {
+    serde_json::json!({ "tenantRpm": limits.tenant_rpm, "appRpm": limits.app_rpm })
+}
+
+async fn throttle(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = check_access(&req, &state)
+        .map(|()| HttpResponse::Ok().json(limits_json(state.throttle.limits())));
+    respond(&req, result)
+}
+
+/// Changes the limits: `{"tenantRpm": N|null, "appRpm": N|null}`, a missing key unchanged.
+/// Anything else is refused whole, changing nothing; a change starts every bucket full.
+async fn set_throttle(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let result = async {
+        check_access(&req, &state)?;
+        let body = read_body(req.headers(), payload, state.max_body_bytes).await?;
+        let limits = parse_limits(&body, state.throttle.limits())?;
+        state.throttle.set_limits(limits);
+        tracing::info!(tenant_rpm = ?limits.tenant_rpm, app_rpm = ?limits.app_rpm, "throttling limits changed");
+        Ok(HttpResponse::Ok().json(limits_json(limits)))
+    }
+    .await;
+    respond(&req, result)
+}
+
+/// `current` with the changes a `PUT /_emulator/throttle` body names.
+fn parse_limits(body: &[u8], current: Limits) -> Result<Limits, ApiError> {
+    let bad = |detail: String| {
+        ApiError::bad_request(format!(
+            "Invalid throttle limits: {detail} Send {{\"tenantRpm\": N or null, \"appRpm\": N \
+             or null}} with whole numbers of at least 1."
+        ))
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON ({e}).")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(bad("the body is not a JSON object.".to_owned()));
+    };
+    let mut limits = current;
+    for (key, value) in map {
+        let slot = match key.as_str() {
+            "tenantRpm" => &mut limits.tenant_rpm,
+            "appRpm" => &mut limits.app_rpm,
+            other => return Err(bad(format!("'{other}' is not a limit."))),
+        };
+        *slot = match &value {
+            serde_json::Value::Null => None,
+            number => Some(
+                number
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad(format!("'{key}' is {number}.")))?,
+            ),
+        };
+    }
+    Ok(limits)
+}
+
 async fn unknown(req: HttpRequest) -> HttpResponse {
     let mut message = String::new();
     let _ = write!(
@@ -360,7 +429,42 @@ async fn unknown(req: HttpRequest) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use super::{is_loopback_host, parse_limits, Limits};
+
+    #[test]
+    fn throttle_limits_change_only_what_is_named_and_refuse_anything_else() {
+        let current = Limits {
+            tenant_rpm: Some(300),
+            app_rpm: Some(200),
+        };
+        let parsed = |body: &str| parse_limits(body.as_bytes(), current);
+        assert_eq!(
+            parsed(r#"{"appRpm": null}"#).unwrap(),
+            Limits {
+                tenant_rpm: Some(300),
+                app_rpm: None
+            }
+        );
+        assert_eq!(parsed("{}").unwrap(), current);
+        assert_eq!(
+            parsed(r#"{"tenantRpm": 5, "appRpm": 1}"#)
+                .unwrap()
+                .tenant_rpm,
+            Some(5)
+        );
+        for bad in [
+            r#"{"tenantRpm": 0}"#,
+            r#"{"tenantRpm": 1.5}"#,
+            r#"{"tenantRpm": "5"}"#,
+            r#"{"tenantRpm": -1}"#,
+            r#"{"tenantRpm": 99999999999}"#,
+            r#"{"rpm": 5}"#,
+            "[]",
+            "",
+        ] {
+            assert!(parsed(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn loopback_hosts_are_names_and_addresses_of_this_machine_only() {

@@ -43,6 +43,8 @@ const TOKEN_CACHE_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 struct Known {
     tenant: TenantId,
+    /// The token's app (`appid`, else `azp`), for throttling.
+    app: Option<std::sync::Arc<str>>,
     /// Strict auth's verdict, whose lifetime is checked again each time; `None` in lenient
     /// mode, where nothing else is checked.
     verified: Option<Verified>,
@@ -178,14 +180,35 @@ pub fn mint(claims: &Claims) -> Result<String, serde_json::Error> {
     Ok(format!("{header}.{payload}."))
 }
 
+/// Who a request comes from: its tenant, and the app its token names (if any).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub app: Option<std::sync::Arc<str>>,
+}
+
 /// The tenant a request acts for, once its token allows `access`.
 pub fn tenant_of(
     headers: &HeaderMap,
     auth: &Authenticator,
     access: Access,
 ) -> Result<TenantId, ApiError> {
+    caller_of(headers, auth, access).map(|caller| caller.tenant)
+}
+
+/// The tenant and app a request acts for, once its token allows `access`.
+pub fn caller_of(
+    headers: &HeaderMap,
+    auth: &Authenticator,
+    access: Access,
+) -> Result<Caller, ApiError> {
     let verifier = match auth {
-        Authenticator::None(default_tenant) => return Ok(default_tenant.clone()),
+        Authenticator::None(default_tenant) => {
+            return Ok(Caller {
+                tenant: default_tenant.clone(),
+                app: None,
+            })
+        }
         Authenticator::Lenient => None,
         Authenticator::Strict(verifier) => Some(verifier),
     };
@@ -199,10 +222,14 @@ pub fn tenant_of(
         Some(known) if known.verified.is_some() == verifier.is_some() => known,
         _ => {
             let known = match verifier {
-                None => Known {
-                    tenant: lenient_tenant(headers)?,
-                    verified: None,
-                },
+                None => {
+                    let claims = bearer_claims(headers)?;
+                    Known {
+                        tenant: checked_tenant(&claims.tid)?,
+                        app: claims.app(),
+                        verified: None,
+                    }
+                }
                 Some(verifier) => strict(headers, verifier)?,
             };
             TOKENS.with(|cache| {
@@ -219,7 +246,10 @@ pub fn tenant_of(
             .map_err(|rejection| ApiError::Unauthorized(rejection.message()))?;
         allow(verified.grants, access)?;
     }
-    Ok(known.tenant)
+    Ok(Caller {
+        tenant: known.tenant,
+        app: known.app,
+    })
 }
 
 /// Strict auth: the token verified, and its tenant.
@@ -231,6 +261,7 @@ fn strict(headers: &HeaderMap, verifier: &Verifier) -> Result<Known, ApiError> {
     let tenant = checked_tenant(&outcome.tid)?;
     Ok(Known {
         tenant,
+        app: outcome.app.as_deref().map(std::sync::Arc::from),
         verified: Some(outcome),
     })
 }
@@ -264,11 +295,20 @@ fn now() -> f64 {
 struct TenantClaim {
     #[serde(default)]
     tid: String,
+    #[serde(default)]
+    appid: Option<serde_json::Value>,
+    #[serde(default)]
+    azp: Option<serde_json::Value>,
 }
 
-/// Decodes the bearer token and checks its `tid`.
-fn lenient_tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
-    checked_tenant(&bearer_claims(headers)?.tid)
+impl TenantClaim {
+    /// The app the token names: `appid`, else `azp` (a string; any other type names none).
+    fn app(&self) -> Option<std::sync::Arc<str>> {
+        [&self.appid, &self.azp]
+            .into_iter()
+            .find_map(|claim| claim.as_ref().and_then(serde_json::Value::as_str))
+            .map(std::sync::Arc::from)
+    }
 }
 
 /// The tenant a token's `tid` names, if it may use these routes.

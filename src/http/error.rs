@@ -54,6 +54,9 @@ pub enum ApiError {
     /// 424 `FailedDependency`: a batch item whose `dependsOn` request failed.
     #[error("{0}")]
     FailedDependency(String),
+    /// 429 `TooManyRequests`, with `Retry-After`: throttled, nothing changed.
+    #[error("Please retry again later.")]
+    Throttled { retry_after_secs: u64 },
     /// 503 `serviceNotAvailable`, with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
@@ -90,6 +93,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }
             Self::FailedDependency(_) => (StatusCode::FAILED_DEPENDENCY, "FailedDependency"),
+            Self::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable"),
             Self::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficientStorage")
@@ -121,6 +125,9 @@ impl ApiError {
             }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            Self::Throttled { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, *retry_after_secs));
             }
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));

@@ -11,7 +11,7 @@ use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use super::auth::{tenant_of, Access};
+use super::auth::{caller_of, Access};
 use super::body::parse_create_body;
 use super::context::{RequestContext, MAX_CLIENT_REQUEST_ID};
 use super::error::ApiError;
@@ -99,19 +99,28 @@ async fn route_request(
             "The header 'client-request-id' is longer than {MAX_CLIENT_REQUEST_ID} characters."
         )));
     }
-    let tenant = tenant_of(request.headers, &state.auth, Access::of(&request.method))?;
-    let target = route::parse(request.path)?;
+    let caller = caller_of(request.headers, &state.auth, Access::of(&request.method))?;
+    let target = route::parse(request.path);
     let method = request.method.clone();
     let label = match &target {
-        Target::Collection if method == Method::GET => RouteLabel::List,
-        Target::Collection if method == Method::POST => RouteLabel::Create,
-        Target::Count => RouteLabel::Count,
-        Target::Item(_) if method == Method::GET => RouteLabel::Get,
-        Target::Item(_) if method == Method::DELETE => RouteLabel::Delete,
+        Ok(Target::Collection) if method == Method::GET => RouteLabel::List,
+        Ok(Target::Collection) if method == Method::POST => RouteLabel::Create,
+        Ok(Target::Count) => RouteLabel::Count,
+        Ok(Target::Item(_)) if method == Method::GET => RouteLabel::Get,
+        Ok(Target::Item(_)) if method == Method::DELETE => RouteLabel::Delete,
         _ => RouteLabel::Other,
     };
     context.set_route(label);
-    match target {
+    // Every authenticated request counts, whatever its answer would be; a throttled one
+    // changes nothing.
+    state
+        .throttle
+        .admit(caller.tenant.as_str(), caller.app.as_deref())
+        .map_err(|throttled| ApiError::Throttled {
+            retry_after_secs: throttled.retry_after_secs,
+        })?;
+    let tenant = caller.tenant;
+    match target? {
         Target::Collection if method == Method::GET => list(&request, state, &tenant).await,
         Target::Collection if method == Method::POST => {
             create(request, state, &tenant, context).await

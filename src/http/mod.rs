@@ -26,7 +26,7 @@ use actix_web::dev::{AppConfig, Server};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 
-pub use auth::{Access, AuthMode, Authenticator};
+pub use auth::{Access, AuthMode, Authenticator, Caller};
 pub use context::RequestContext;
 pub use error::ApiError;
 pub use response::JSON_CONTENT_TYPE;
@@ -47,6 +47,8 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     pub metrics: Metrics,
     pub admin: AdminAccess,
+    /// Throttling buckets and limits (none by default).
+    pub throttle: crate::chaos::Throttle,
 }
 
 /// How long a client may take to send a request's head (then 408), and an idle keep-alive

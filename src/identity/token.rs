@@ -79,6 +79,8 @@ impl Grants {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub tid: String,
+    /// The app the token was issued to: `appid`, else `azp`.
+    pub app: Option<String>,
     pub grants: Grants,
     /// `exp`, in seconds since the epoch.
     pub expires: f64,
@@ -215,6 +217,10 @@ impl Verifier {
         };
         let verified = Verified {
             tid: tid.clone(),
+            app: ["appid", "azp"]
+                .iter()
+                .find_map(|name| claims.get(*name).and_then(Value::as_str))
+                .map(str::to_owned),
             grants: Grants::of(claims.get("scp"), claims.get("roles")),
             expires,
             not_before,

@@ -287,6 +287,17 @@ impl TestApp {
         )
     }
 
+    /// `GET /beta/identity/userFlows` with another token.
+    pub fn list_as(&self, token: &str) -> Resp {
+        let bearer = format!("Bearer {token}");
+        self.request(
+            "GET",
+            "/beta/identity/userFlows",
+            &[("Authorization", &bearer)],
+            None,
+        )
+    }
+
     pub fn delete(&self, id: &str) -> Resp {
         self.request(
             "DELETE",

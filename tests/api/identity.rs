@@ -59,16 +59,6 @@ fn emulator_key(app: &TestApp) -> SigningKey {
     SigningKey::load(&app.data_dir().join("tls").join("signing-key.pem")).unwrap()
 }
 
-fn list_as(app: &TestApp, token: &str) -> Resp {
-    let bearer = format!("Bearer {token}");
-    app.request(
-        "GET",
-        "/beta/identity/userFlows",
-        &[("Authorization", &bearer)],
-        None,
-    )
-}
-
 /// `POST /{tenant}/oauth2/v2.0/token` with a form body (and any headers).
 fn token_request(
     app: &TestApp,
@@ -138,7 +128,7 @@ fn strict_mode_serves_tokens_signed_with_the_secret_or_the_emulators_key() {
     assert_eq!(app.get_as(&rs, "B2C_1_hs").status, 200);
     // Python's `time.time() + 3600` is a float.
     let float_exp = hs256(&json!({"exp": now() as f64 + 3600.25, "nbf": now() as f64 - 0.5}));
-    assert_eq!(list_as(&app, &float_exp).status, 200);
+    assert_eq!(app.list_as(&float_exp).status, 200);
     // Delegated form: scp, space-separated.
     let delegated = hs256(&json!({"roles": null, "scp": format!("openid {READ_WRITE}")}));
     assert_eq!(app.create_as(&delegated, &flow("B2C_1_scp")).status, 201);
@@ -168,7 +158,7 @@ fn strict_mode_refuses_each_broken_rule_with_its_401() {
     for (token, message) in cases {
         for _ in 0..2 {
             // Twice: a refused token is never remembered as accepted.
-            let r = list_as(&app, &token);
+            let r = app.list_as(&token);
             assert_eq!(r.status, 401, "{message}: {r:?}");
             assert_eq!(r.error_code(), "InvalidAuthenticationToken");
             assert_eq!(r.message(), message);
@@ -176,7 +166,7 @@ fn strict_mode_refuses_each_broken_rule_with_its_401() {
         }
     }
     // Within the 60 s skew is still valid.
-    assert_eq!(list_as(&app, &hs256(&json!({"exp": t - 30}))).status, 200);
+    assert_eq!(app.list_as(&hs256(&json!({"exp": t - 30}))).status, 200);
     assert_eq!(app.count_as_status(&hs256(&json!({"nbf": t + 30}))), 200);
 }
 
@@ -203,7 +193,7 @@ fn permissions_decide_reads_and_writes_with_403() {
         hs256(&json!({"roles": null, "scp": READ})),
     ];
     for reader in &readers {
-        assert_eq!(list_as(&app, reader).status, 200);
+        assert_eq!(app.list_as(reader).status, 200);
         assert_eq!(app.get_as(reader, "B2C_1_kept").status, 200);
         let r = app.create_as(reader, &flow("B2C_1_refused"));
         assert_eq!(r.status, 403, "{r:?}");
@@ -228,7 +218,7 @@ fn permissions_decide_reads_and_writes_with_403() {
         hs256(&json!({"roles": ["User.Read.All"]})),
         hs256(&json!({"roles": null})),
     ] {
-        let r = list_as(&app, &token);
+        let r = app.list_as(&token);
         assert_eq!(r.status, 403, "{r:?}");
         assert_eq!(r.error_code(), "Authorization_RequestDenied");
     }
@@ -537,7 +527,7 @@ fn the_signing_key_is_kept_across_restarts() {
         jwks
     );
     assert_eq!(
-        list_as(&app, &token).status,
+        app.list_as(&token).status,
         200,
         "a token from before the restart"
     );

@@ -26,3 +26,4 @@ mod scheduling;
 mod sdk_example;
 mod snapshots;
 mod tenants;
+mod throttle;
