@@ -114,6 +114,7 @@ impl Application {
                 key: settings.admin_key.clone(),
             },
             throttle: crate::chaos::Throttle::new(settings.throttle),
+            faults: crate::chaos::Faults::new(settings.faults.clone()),
         };
         let server = http::server(
             listener,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::chaos::Limits;
+use crate::chaos::{Limits, RuleSet};
 use crate::http::AuthMode;
 use crate::identity::App;
 
@@ -76,6 +76,8 @@ pub struct Settings {
     pub apps: Vec<App>,
     /// Throttling limits at start (none by default: the emulator is a load-test target).
     pub throttle: Limits,
+    /// Fault rules at start (none by default).
+    pub faults: RuleSet,
 }
 
 /// The HTTPS listener.
@@ -115,6 +117,7 @@ impl Settings {
             signing_key: None,
             apps: Vec::new(),
             throttle: Limits::default(),
+            faults: RuleSet::default(),
         }
     }
 

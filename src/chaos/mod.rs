@@ -1,7 +1,9 @@
-//! Injected trouble a client must survive: the throttling buckets ([`Throttle`]). Given a
-//! request's tenant and app, it decides admit or throttle; it knows nothing of tenants'
-//! state, storage or HTTP.
+//! Injected trouble a client must survive: the throttling buckets ([`Throttle`]) and the fault
+//! rules ([`Faults`]). Given a request's operation, tenant and app, they decide admit, throttle
+//! or fault; they know nothing of tenants' state, storage or HTTP.
 
+mod faults;
 mod throttle;
 
+pub use faults::{Fault, Faults, Injected, InvalidRules, Operation, RuleSet};
 pub use throttle::{Limits, Throttle, Throttled, GRAPH_APP_RPM, GRAPH_TENANT_RPM};

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::Application;
-use crate::chaos::Limits;
+use crate::chaos::{Limits, RuleSet};
 use crate::config::{
     Durability, Settings, Storage, TlsSettings, DEFAULT_SNAPSHOT_EVERY, DEFAULT_TENANT_IDLE,
 };
@@ -128,6 +128,10 @@ struct ServeArgs {
     /// overrides --throttle graph's 200.
     #[arg(long, env = "USERFLOWS_THROTTLE_APP_RPM", value_parser = clap::value_parser!(u32).range(1..))]
     throttle_app_rpm: Option<u32>,
+    /// A JSON file of fault rules to start with (docs/resilience.md); a file that does not check
+    /// stops the start with the reason. Changeable at run time through /_emulator/faults.
+    #[arg(long, env = "USERFLOWS_FAULTS")]
+    faults: Option<PathBuf>,
     /// Largest create body accepted; larger ones get 413 and store nothing.
     #[arg(long, env = "USERFLOWS_MAX_BODY_BYTES", default_value_t = 65_536)]
     max_body_bytes: usize,
@@ -246,6 +250,12 @@ impl ServeArgs {
             ThrottleKind::Graph => Limits::GRAPH,
             ThrottleKind::Off => Limits::default(),
         };
+        if let Some(file) = &self.faults {
+            let text = std::fs::read(file)
+                .with_context(|| format!("cannot read --faults {}", file.display()))?;
+            settings.faults = RuleSet::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--faults {}: {e}", file.display()))?;
+        }
         settings.throttle = Limits {
             tenant_rpm: self.throttle_tenant_rpm.or(base.tenant_rpm),
             app_rpm: self.throttle_app_rpm.or(base.app_rpm),

@@ -1,6 +1,6 @@
 //! The emulator's own routes under `/_emulator/` (never a Graph path): liveness, readiness,
-//! Prometheus metrics, the tenants, a tenant's events (NDJSON), a tenant reset and the throttling
-//! limits. They name
+//! Prometheus metrics, the tenants, a tenant's events (NDJSON), a tenant reset, the throttling
+//! limits and the fault rules. They name
 //! the tenant in the path. Health and readiness answer anyone (a balancer's probes); the
 //! others need the admin key when one is set, and without one answer only a loopback peer
 //! whose `Host` names a loopback host, so a web page cannot reach them by DNS rebinding
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::handlers::read_body;
 use super::{ApiError, AppState, RequestContext};
-use crate::chaos::Limits;
+use crate::chaos::{Limits, RuleSet};
 use crate::metrics::render_value;
 use crate::tenant::{Read, ReadOutcome, TenantId, TenantView};
 
@@ -45,6 +45,9 @@ pub fn scope() -> actix_web::Scope {
         .route("/tenants/{tenant}", web::delete().to(reset))
         .route("/throttle", web::get().to(throttle))
         .route("/throttle", web::put().to(set_throttle))
+        .route("/faults", web::get().to(faults))
+        .route("/faults", web::put().to(set_faults))
+        .route("/faults", web::delete().to(clear_faults))
         .default_service(web::to(unknown))
 }
 
@@ -169,6 +172,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         let recovery = registry.recovery();
         let mut out = String::with_capacity(4096);
         state.metrics.render(&mut out);
+        render_faults(&mut out, &state.faults);
         render_value(
             &mut out,
             "userflows_events_appended_total",
@@ -414,6 +418,57 @@ fn parse_limits(body: &[u8], current: Limits) -> Result<Limits, ApiError> {
         };
     }
     Ok(limits)
+}
+
+/// `userflows_faults_injected_total{rule}`, one line per rule in force.
+fn render_faults(out: &mut String, faults: &crate::chaos::Faults) {
+    let rules = faults.current().rules;
+    if rules.is_empty() {
+        return;
+    }
+    out.push_str("# HELP userflows_faults_injected_total Faults injected, per rule, since the rule set was put in force.\n");
+    out.push_str("# TYPE userflows_faults_injected_total counter\n");
+    for rule in rules {
+        let id = rule.id.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "userflows_faults_injected_total{{rule=\"{id}\"}} {}",
+            rule.fired.unwrap_or(0)
+        );
+    }
+}
+
+async fn faults(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result =
+        check_access(&req, &state).map(|()| HttpResponse::Ok().json(state.faults.current()));
+    respond(&req, result)
+}
+
+/// Replaces the fault rules; a set that does not check is refused whole and the old one stays.
+async fn set_faults(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let result = async {
+        check_access(&req, &state)?;
+        let body = read_body(req.headers(), payload, state.max_body_bytes).await?;
+        let set = RuleSet::parse(&body).map_err(|e| ApiError::bad_request(e.0))?;
+        tracing::info!(rules = set.rules.len(), seed = ?set.seed, "fault rules replaced");
+        state.faults.replace(set);
+        Ok(HttpResponse::Ok().json(state.faults.current()))
+    }
+    .await;
+    respond(&req, result)
+}
+
+async fn clear_faults(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = check_access(&req, &state).map(|()| {
+        state.faults.replace(RuleSet::default());
+        tracing::info!("fault rules cleared");
+        HttpResponse::new(StatusCode::NO_CONTENT)
+    });
+    respond(&req, result)
 }
 
 async fn unknown(req: HttpRequest) -> HttpResponse {

@@ -12,9 +12,10 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use super::context::RequestContext;
-use super::handlers::read_body;
+use super::handlers::{injected_before, read_body};
 use super::response::base_url;
 use super::AppState;
+use crate::chaos::Operation;
 use crate::identity::token::{GRAPH_APP_ID, GRAPH_RESOURCE, ISSUED_LIFETIME_SECS};
 use crate::identity::AppError;
 use crate::metrics::RouteLabel;
@@ -49,6 +50,8 @@ struct IdentityError {
     error: &'static str,
     code: u32,
     description: String,
+    /// Seconds for `Retry-After` (an injected fault's).
+    retry_after: Option<u32>,
 }
 
 impl IdentityError {
@@ -63,6 +66,7 @@ impl IdentityError {
             error,
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -99,7 +103,11 @@ impl IdentityError {
             "trace_id": trace_id,
             "correlation_id": correlation_id,
         });
-        no_store(HttpResponse::build(self.status)).json(body)
+        let mut builder = no_store(HttpResponse::build(self.status));
+        if let Some(seconds) = self.retry_after {
+            builder.insert_header((header::RETRY_AFTER, seconds));
+        }
+        builder.json(body)
     }
 }
 
@@ -262,6 +270,20 @@ async fn token(
             .map(str::to_owned)
             .or_else(|| basic.as_ref().map(|(id, _)| id.clone()))
             .ok_or_else(|| IdentityError::missing("client_id"))?;
+        let fault = state
+            .faults
+            .decide(Some(Operation::Token), Some(&tenant), Some(&client_id));
+        let who = format!("token request of {client_id}");
+        if let Some((status, retry_after, _)) = injected_before(fault, &who).await {
+            let mut error = IdentityError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                "temporarily_unavailable",
+                90_033,
+                "A transient error has occurred. Please try again.",
+            );
+            error.retry_after = retry_after;
+            return Err(error);
+        }
         let scope = field("scope").ok_or_else(|| IdentityError::missing("scope"))?;
         check_scope(scope, &base_url(&req))?;
         let secret = field("client_secret")

@@ -19,13 +19,14 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::auth::{tenant_of, Access};
+use super::auth::{caller_of, Access};
 use super::context::RequestContext;
 use super::error::ApiError;
-use super::handlers::{read_body, serve, Body, GraphRequest};
+use super::handlers::{injected_before, read_body, serve, Body, GraphRequest};
 use super::query::parse_none;
 use super::response;
 use super::AppState;
+use crate::chaos::Operation;
 
 /// The most requests one batch may hold, as on Graph.
 pub const MAX_REQUESTS: usize = 20;
@@ -89,7 +90,19 @@ pub(super) async fn run(
         return Err(ApiError::MethodNotAllowed { allow: "POST" });
     }
     // One 401 for the whole batch: nothing in it runs without a valid token.
-    tenant_of(request.headers, &state.auth, Access::Token)?;
+    let caller = caller_of(request.headers, &state.auth, Access::Token)?;
+    // The envelope meets only rules naming `batch`; its items meet their own.
+    let fault = state.faults.decide(
+        Some(Operation::Batch),
+        Some(caller.tenant.as_str()),
+        caller.app.as_deref(),
+    );
+    if let Some((status, retry_after, _)) = injected_before(fault, &context.request_id).await {
+        return Err(ApiError::Injected {
+            status,
+            retry_after,
+        });
+    }
     if context.client_request_id_too_long {
         return Err(ApiError::bad_request(
             "The header 'client-request-id' is too long.",

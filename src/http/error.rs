@@ -57,6 +57,13 @@ pub enum ApiError {
     /// 429 `TooManyRequests`, with `Retry-After`: throttled, nothing changed.
     #[error("Please retry again later.")]
     Throttled { retry_after_secs: u64 },
+    /// A status a fault rule injected (429, 500, 502, 503, 504 or 507), with `Retry-After` when
+    /// the rule gives one; nothing changed (or, after commit, the write is stored).
+    #[error("{}", injected_message(*status))]
+    Injected {
+        status: u16,
+        retry_after: Option<u32>,
+    },
     /// 503 `serviceNotAvailable`, with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
@@ -66,6 +73,18 @@ pub enum ApiError {
     /// 500 `generalException`: a bug. The message is logged, never sent.
     #[error("{0}")]
     Internal(String),
+}
+
+/// The message of an injected status: what Graph says for it.
+fn injected_message(status: u16) -> &'static str {
+    match status {
+        429 => "Please retry again later.",
+        502 => "The service encountered a bad gateway. Please retry.",
+        503 => "The service is temporarily unavailable. Please retry later.",
+        504 => "The request timed out. Please retry.",
+        507 => "The service has insufficient storage to complete the request. Please retry later.",
+        _ => "An internal error occurred. Please retry.",
+    }
 }
 
 impl ApiError {
@@ -94,6 +113,20 @@ impl ApiError {
             }
             Self::FailedDependency(_) => (StatusCode::FAILED_DEPENDENCY, "FailedDependency"),
             Self::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            Self::Injected { status, .. } => {
+                let code = match status {
+                    429 => "TooManyRequests",
+                    502 => "badGateway",
+                    503 => "serviceNotAvailable",
+                    504 => "gatewayTimeout",
+                    507 => "insufficientStorage",
+                    _ => "generalException",
+                };
+                (
+                    StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    code,
+                )
+            }
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable"),
             Self::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficientStorage")
@@ -128,6 +161,12 @@ impl ApiError {
             }
             Self::Throttled { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, *retry_after_secs));
+            }
+            Self::Injected {
+                retry_after: Some(seconds),
+                ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, *seconds));
             }
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));

@@ -19,6 +19,7 @@ use super::query::{parse_count, parse_get, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
 use super::route::{self, Target};
 use super::{batch, AppState};
+use crate::chaos::{Fault, Injected, Operation};
 use crate::domain::{Command, DeleteUserFlow, DomainError, FlowKey};
 use crate::metrics::RouteLabel;
 use crate::tenant::{Read, ReadOutcome, TenantId, WriteOutcome};
@@ -119,22 +120,84 @@ async fn route_request(
         .map_err(|throttled| ApiError::Throttled {
             retry_after_secs: throttled.retry_after_secs,
         })?;
-    let tenant = caller.tenant;
-    match target? {
-        Target::Collection if method == Method::GET => list(&request, state, &tenant).await,
+    let operation = match label {
+        RouteLabel::Create => Some(Operation::Create),
+        RouteLabel::List => Some(Operation::List),
+        RouteLabel::Count => Some(Operation::Count),
+        RouteLabel::Get => Some(Operation::Get),
+        RouteLabel::Delete => Some(Operation::Delete),
+        _ => None,
+    };
+    let fault = state.faults.decide(
+        operation,
+        Some(caller.tenant.as_str()),
+        caller.app.as_deref(),
+    );
+    let mut after_commit = None;
+    if let Some((status, retry_after, later)) = injected_before(fault, &context.request_id).await {
+        let injected = ApiError::Injected {
+            status,
+            retry_after,
+        };
+        if !later {
+            return Err(injected);
+        }
+        after_commit = Some(injected);
+    }
+    let answer = operate(request, target?, state, &caller.tenant, context).await;
+    match (answer, after_commit) {
+        // The write is durable; the client sees the failure. A write that failed on its own
+        // keeps its real answer.
+        (Ok(response), Some(injected)) if response.status().is_success() => Err(injected),
+        (answer, _) => answer,
+    }
+}
+
+/// Carries out a fault decided before the operation: logs it, waits out a latency and answers
+/// `None`, or answers the injected status with its `Retry-After` and whether it waits for the
+/// commit.
+pub(super) async fn injected_before(
+    decided: Option<Injected>,
+    request: &dyn std::fmt::Display,
+) -> Option<(u16, Option<u32>, bool)> {
+    let Injected { rule, fault } = decided?;
+    tracing::info!(rule = %rule, request = %request, fault = ?fault, "injected a fault");
+    match fault {
+        Fault::Latency(wait) => {
+            actix_web::rt::time::sleep(wait).await;
+            None
+        }
+        Fault::Status {
+            status,
+            retry_after,
+            after_commit,
+        } => Some((status, retry_after, after_commit)),
+    }
+}
+
+async fn operate(
+    request: GraphRequest<'_>,
+    target: Target,
+    state: &AppState,
+    tenant: &TenantId,
+    context: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let method = request.method.clone();
+    match target {
+        Target::Collection if method == Method::GET => list(&request, state, tenant).await,
         Target::Collection if method == Method::POST => {
-            create(request, state, &tenant, context).await
+            create(request, state, tenant, context).await
         }
         Target::Collection => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        Target::Count if method == Method::GET => count(&request, state, &tenant).await,
+        Target::Count if method == Method::GET => count(&request, state, tenant).await,
         Target::Count => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         Target::Ref => Err(ApiError::bad_request(format!(
             "'{COLLECTION_PATH}/$ref' is not a resource: to create a user flow, POST an \
              identityUserFlow to {COLLECTION_PATH}."
         ))),
-        Target::Item(id) if method == Method::GET => get(&request, state, &tenant, &id).await,
+        Target::Item(id) if method == Method::GET => get(&request, state, tenant, &id).await,
         Target::Item(id) if method == Method::DELETE => {
-            delete(&request, state, &tenant, id, context).await
+            delete(&request, state, tenant, id, context).await
         }
         Target::Item(_) => Err(ApiError::MethodNotAllowed {
             allow: "GET, DELETE",

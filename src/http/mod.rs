@@ -49,6 +49,8 @@ pub struct AppState {
     pub admin: AdminAccess,
     /// Throttling buckets and limits (none by default).
     pub throttle: crate::chaos::Throttle,
+    /// The fault rules in force (none by default).
+    pub faults: crate::chaos::Faults,
 }
 
 /// How long a client may take to send a request's head (then 408), and an idle keep-alive

@@ -12,6 +12,7 @@ mod batch;
 mod crash;
 mod create;
 mod disk_full;
+mod faults;
 mod fuzz_corpus;
 
 mod helpers;

@@ -172,3 +172,24 @@ fn the_stock_credential_and_client_work_over_https_with_the_emulators_token_endp
         ["UserFlowCreated", "UserFlowDeleted"]
     );
 }
+
+#[test]
+fn the_python_sdks_retry_handler_rides_out_injected_429s_and_503s() {
+    let Some(python) = python() else { return };
+    let app = spawn_app();
+    let tenant = "sdk-resilience";
+    let stdout = run_example(&python, "resilience.py", &app, tenant);
+    assert!(stdout.contains("after two 429s"), "{stdout}");
+    assert!(stdout.contains("after two 503s"), "{stdout}");
+    // Four refused attempts stored nothing: one event per create.
+    assert_eq!(
+        event_types(&app, tenant),
+        ["UserFlowCreated", "UserFlowCreated"]
+    );
+    let rules = app.request("GET", "/_emulator/faults", &[], None).json();
+    assert_eq!(
+        rules["rules"],
+        serde_json::json!([]),
+        "the example clears its rules"
+    );
+}

@@ -1,0 +1,262 @@
+//! Fault injection: status and latency effects, `afterCommit`, `after`/`times`/probability,
+//! seeded determinism, rules on batch items, the batch envelope and the token endpoint, and the
+//! rule set read, replaced and cleared at run time (or refused whole).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{flow, spawn_app, spawn_app_with, Resp, TestApp};
+
+fn put_faults(app: &TestApp, rules: &Value) -> Resp {
+    app.request(
+        "PUT",
+        "/_emulator/faults",
+        &[("Content-Type", "application/json")],
+        Some(&rules.to_string()),
+    )
+}
+
+fn ids(app: &TestApp) -> Vec<String> {
+    app.list("").json()["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_status_fault_changes_nothing_and_stops_after_times() {
+    let app = spawn_app();
+    let set = put_faults(
+        &app,
+        &json!({"rules": [{"id": "flaky-create", "match": {"operation": "create"},
+                           "times": 1, "effect": {"status": 503, "retryAfter": 2}}]}),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+    let failed = app.create(&flow("a"));
+    assert_eq!(failed.status, 503);
+    assert_eq!(failed.error_code(), "serviceNotAvailable");
+    assert_eq!(failed.header("Retry-After"), Some("2"));
+    assert!(ids(&app).is_empty(), "an injected failure stores nothing");
+    assert_eq!(app.create(&flow("a")).status, 201);
+    let rules = app.request("GET", "/_emulator/faults", &[], None).json();
+    assert_eq!(rules["rules"][0]["fired"], 1);
+    assert_eq!(rules["rules"][0]["matched"], 2);
+    let metrics = app.request("GET", "/_emulator/metrics", &[], None).body;
+    assert!(
+        metrics.contains("userflows_faults_injected_total{rule=\"flaky-create\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn every_status_has_its_graph_code_and_429_and_503_carry_retry_after() {
+    let app = spawn_app();
+    for (status, code) in [
+        (429, "TooManyRequests"),
+        (500, "generalException"),
+        (502, "badGateway"),
+        (503, "serviceNotAvailable"),
+        (504, "gatewayTimeout"),
+        (507, "insufficientStorage"),
+    ] {
+        put_faults(
+            &app,
+            &json!({"rules": [{"id": "s", "effect": {"status": status}}]}),
+        );
+        let r = app.list("");
+        assert_eq!(r.status, status);
+        assert_eq!(r.error_code(), code);
+        let retry = r.header("Retry-After");
+        if status == 429 || status == 503 {
+            assert_eq!(retry, Some("1"), "{status}");
+        } else {
+            assert_eq!(retry, None, "{status}");
+        }
+    }
+}
+
+#[test]
+fn after_commit_stores_the_write_then_fails_and_a_retry_meets_409() {
+    let mut app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "ambiguous", "match": {"operation": "create"},
+                           "effect": {"status": 504, "afterCommit": true}}]}),
+    );
+    let r = app.create(&flow("kept"));
+    assert_eq!(r.status, 504);
+    assert_eq!(r.error_code(), "gatewayTimeout");
+    // A write that fails on its own gets its real answer: the retry of a stored create is 409.
+    let retry = app.create(&flow("kept"));
+    assert_eq!(retry.status, 409, "{}", retry.body);
+    // The write was durable before the client saw the failure.
+    app.restart();
+    assert_eq!(ids(&app), ["B2C_1_kept"]);
+    assert_eq!(app.create(&flow("kept")).status, 409);
+}
+
+#[test]
+fn latency_delays_then_the_request_proceeds() {
+    let app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "slow", "match": {"operation": "create"},
+                           "effect": {"latencyMs": [200, 250]}}]}),
+    );
+    let started = Instant::now();
+    assert_eq!(app.create(&flow("slow")).status, 201);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(ids(&app), ["B2C_1_slow"]);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_faults_on_two_fresh_servers() {
+    let rules = json!({"seed": 42, "rules": [{"id": "coin", "match": {"operation": "get"},
+                                              "probability": 0.5, "effect": {"status": 500}}]});
+    let run = || {
+        let app = spawn_app();
+        put_faults(&app, &rules);
+        (0..40)
+            .map(|_| app.get("B2C_1_nobody").status)
+            .collect::<Vec<u16>>()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    let faulted = a.iter().filter(|s| **s == 500).count();
+    assert!((5..=35).contains(&faulted), "{faulted} of 40: {a:?}");
+    assert!(a.iter().all(|s| *s == 500 || *s == 404));
+}
+
+#[test]
+fn rule_sets_are_replaced_cleared_or_refused_whole() {
+    let app = spawn_app_with(|s| {
+        s.faults = userflows_emulator::chaos::RuleSet::parse(
+            br#"{"rules":[{"id":"start","match":{"operation":"list"},"effect":{"status":502}}]}"#,
+        )
+        .unwrap();
+    });
+    assert_eq!(app.list("").status, 502);
+    for bad in [
+        json!({"rules": [{"id": "x", "effect": {"status": 404}}]}),
+        json!({"rules": [{"id": "x", "probability": 2, "effect": {"status": 503}}]}),
+        json!({"rules": [{"id": "x", "effect": {"status": 503}}, {"id": "x", "effect": {"status": 503}}]}),
+        json!({"rules": [{"id": "x", "match": {"operation": "patch"}, "effect": {"status": 503}}]}),
+        json!({"rules": [{"id": "x", "match": {"operation": "list"}, "effect": {"status": 503, "afterCommit": true}}]}),
+    ] {
+        let r = put_faults(&app, &bad);
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(
+            r.message().starts_with("Invalid fault rule"),
+            "{}",
+            r.message()
+        );
+    }
+    assert_eq!(app.list("").status, 502, "the old rules stay");
+    // What GET answers can be put back.
+    let read = app.request("GET", "/_emulator/faults", &[], None).json();
+    assert_eq!(put_faults(&app, &read).status, 200);
+    assert_eq!(
+        app.request("DELETE", "/_emulator/faults", &[], None).status,
+        204
+    );
+    assert_eq!(app.list("").status, 200);
+    assert_eq!(
+        app.request("GET", "/_emulator/faults", &[], None).json()["rules"],
+        json!([])
+    );
+}
+
+#[test]
+fn batch_items_meet_their_own_rules_and_the_envelope_only_rules_naming_batch() {
+    let app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "second", "match": {"operation": "create"}, "after": 1,
+                           "times": 1, "effect": {"status": 503}}]}),
+    );
+    let items: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"id": i.to_string(), "method": "POST", "url": "/identity/userFlows",
+                   "headers": {"Content-Type": "application/json"},
+                   "body": flow(&format!("b{i}"))})
+        })
+        .collect();
+    let batch = |app: &TestApp| {
+        app.request(
+            "POST",
+            "/beta/$batch",
+            &[("Content-Type", "application/json")],
+            Some(&json!({"requests": items}).to_string()),
+        )
+    };
+    let r = batch(&app);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let statuses: Vec<u64> = r.json()["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 503, 201]);
+    assert_eq!(r.json()["responses"][1]["headers"]["Retry-After"], "1");
+    assert_eq!(ids(&app), ["B2C_1_b0", "B2C_1_b2"]);
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "envelope", "match": {"operation": "batch"},
+                           "effect": {"status": 504}}]}),
+    );
+    let r = batch(&app);
+    assert_eq!(r.status, 504);
+    assert_eq!(r.error_code(), "gatewayTimeout");
+    assert_eq!(ids(&app).len(), 2, "nothing in a faulted batch ran");
+}
+
+#[test]
+fn the_token_endpoint_meets_only_rules_naming_token() {
+    let app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [
+            {"id": "any", "effect": {"status": 500}},
+            {"id": "token", "match": {"operation": "token", "tenant": "contoso", "app": "app-1"},
+             "times": 1, "effect": {"status": 503, "retryAfter": 3}}]}),
+    );
+    let token = |client: &str| {
+        app.request(
+            "POST",
+            "/contoso/oauth2/v2.0/token",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(&format!("grant_type=client_credentials&client_id={client}&client_secret=s&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default")),
+        )
+    };
+    assert_eq!(token("app-2").status, 200, "another app");
+    let failed = token("app-1");
+    assert_eq!(failed.status, 503);
+    assert_eq!(failed.header("Retry-After"), Some("3"));
+    assert_eq!(failed.json()["error"], "temporarily_unavailable");
+    assert_eq!(token("app-1").status, 200, "times: 1");
+}
+
+#[test]
+fn a_faults_file_that_does_not_check_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("faults.json");
+    std::fs::write(&file, r#"{"rules":[{"id":"x","effect":{"status":200}}]}"#).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--in-memory",
+            "--faults",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("status must be one of"), "{stderr}");
+}
