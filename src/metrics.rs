@@ -50,8 +50,10 @@ impl RouteLabel {
 }
 
 /// Statuses counted one by one; any other is counted as `other`.
-const STATUSES: [u16; 17] = [
-    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 424, 429, 500, 503, 507,
+/// 0 stands for no answer (a fault rule broke the connection), shown as `none`.
+const STATUSES: [u16; 20] = [
+    0, 200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 424, 429, 500, 502, 503, 504,
+    507,
 ];
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -126,9 +128,11 @@ impl Metrics {
                 if n == 0 {
                     continue;
                 }
-                let status = STATUSES
-                    .get(i)
-                    .map_or_else(|| "other".to_owned(), u16::to_string);
+                let status = match STATUSES.get(i) {
+                    Some(0) => "none".to_owned(),
+                    Some(status) => status.to_string(),
+                    None => "other".to_owned(),
+                };
                 let _ = writeln!(
                     out,
                     "userflows_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",

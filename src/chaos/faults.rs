@@ -90,9 +90,21 @@ pub struct Effect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Latency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<String>,
+    pub transport: Option<Transport>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub after_commit: bool,
+}
+
+/// What a transport effect does to the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Reset it (TCP RST): the client reads "connection reset by peer".
+    Reset,
+    /// Close it with no answer (FIN): the client reads an end of stream.
+    Close,
+    /// Never answer; closed once the client gives up or the server stops.
+    Hang,
 }
 
 /// A fixed latency or a uniform range, in milliseconds.
@@ -106,15 +118,25 @@ pub enum Latency {
 /// A fault decided for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer this status in the Graph envelope (with `Retry-After` when given); with
-    /// `after_commit`, only once the write has been made durable.
-    Status {
-        status: u16,
-        retry_after: Option<u32>,
+    /// Fail the request; with `after_commit`, only once the write has been made durable.
+    Fail {
+        failure: Failure,
         after_commit: bool,
     },
     /// Wait this long, then proceed.
     Latency(Duration),
+}
+
+/// How a failing request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Answer this status in the Graph envelope, with `Retry-After` when given.
+    Status {
+        status: u16,
+        retry_after: Option<u32>,
+    },
+    /// Break the connection instead of answering.
+    Transport(Transport),
 }
 
 /// A fault and the rule that decided it.
@@ -206,12 +228,6 @@ impl RuleSet {
                     "the effect needs exactly one of status, latencyMs, transport.",
                 ));
             }
-            if effect.transport.is_some() {
-                return Err(bad(
-                    id,
-                    "transport effects (reset, close, hang) are not supported by this version.",
-                ));
-            }
             if let Some(status) = effect.status {
                 if !STATUSES.contains(&status) {
                     return Err(bad(
@@ -231,7 +247,7 @@ impl RuleSet {
                 }
             }
             if effect.after_commit
-                && (effect.status.is_none()
+                && (effect.latency_ms.is_some()
                     || !matches!(
                         rule.matches.operation,
                         Some(Operation::Create | Operation::Delete)
@@ -239,7 +255,8 @@ impl RuleSet {
             {
                 return Err(bad(
                     id,
-                    "afterCommit goes with a status, on a rule matching operation create or delete.",
+                    "afterCommit goes with a status or a transport effect, on a rule matching \
+                     operation create or delete.",
                 ));
             }
         }
@@ -381,22 +398,26 @@ impl Faults {
         }
         state.fired += 1;
         let effect = &rule.spec.effect;
-        let fault = match (effect.status, effect.latency_ms) {
-            (Some(status), _) => Fault::Status {
+        let fail = |failure| Fault::Fail {
+            failure,
+            after_commit: effect.after_commit,
+        };
+        let fault = match (effect.status, effect.transport, effect.latency_ms) {
+            (Some(status), _, _) => fail(Failure::Status {
                 status,
                 retry_after: effect
                     .retry_after
                     .or_else(|| matches!(status, 429 | 503).then_some(1)),
-                after_commit: effect.after_commit,
-            },
-            (None, Some(Latency::Fixed(ms))) => Fault::Latency(Duration::from_millis(ms)),
-            (None, Some(Latency::Range([min, max]))) => {
+            }),
+            (None, Some(transport), _) => fail(Failure::Transport(transport)),
+            (None, None, Some(Latency::Fixed(ms))) => Fault::Latency(Duration::from_millis(ms)),
+            (None, None, Some(Latency::Range([min, max]))) => {
                 let span = (max - min) as f64;
                 Fault::Latency(Duration::from_millis(
                     min + (state.next() * (span + 1.0)).min(span) as u64,
                 ))
             }
-            (None, None) => return None,
+            (None, None, None) => return None,
         };
         Some(Injected {
             rule: Arc::clone(&rule.id),
@@ -494,9 +515,11 @@ mod tests {
         let any = faults.decide(None, Some("other"), None).unwrap();
         assert_eq!(
             any.fault,
-            Fault::Status {
-                status: 503,
-                retry_after: Some(1),
+            Fault::Fail {
+                failure: Failure::Status {
+                    status: 503,
+                    retry_after: Some(1)
+                },
                 after_commit: false
             }
         );
@@ -516,11 +539,20 @@ mod tests {
             r#"{"rules":[{"id":"a","effect":{"status":503,"afterCommit":true}}]}"#,
             r#"{"rules":[{"id":"a","match":{"operation":"list"},"effect":{"status":503,"afterCommit":true}}]}"#,
             r#"{"rules":[{"id":"a","effect":{}}]}"#,
+            r#"{"rules":[{"id":"a","effect":{"transport":"explode"}}]}"#,
+            r#"{"rules":[{"id":"a","effect":{"transport":"reset","status":503}}]}"#,
+            r#"{"rules":[{"id":"a","match":{"operation":"create"},"effect":{"latencyMs":5,"afterCommit":true}}]}"#,
             r#"{"rules":[{"id":"a","effect":{"status":503},"colour":"red"}]}"#,
             r#"{"seed":-3}"#,
             "[]",
         ] {
             assert!(RuleSet::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        for good in [
+            r#"{"rules":[{"id":"a","effect":{"transport":"hang"}}]}"#,
+            r#"{"rules":[{"id":"a","match":{"operation":"delete"},"effect":{"transport":"reset","afterCommit":true}}]}"#,
+        ] {
+            assert!(RuleSet::parse(good.as_bytes()).is_ok(), "{good}");
         }
         // What GET answers can be given back.
         let faults = Faults::new(set(

@@ -5,5 +5,5 @@
 mod faults;
 mod throttle;
 
-pub use faults::{Fault, Faults, Injected, InvalidRules, Operation, RuleSet};
+pub use faults::{Failure, Fault, Faults, Injected, InvalidRules, Operation, RuleSet, Transport};
 pub use throttle::{Limits, Throttle, Throttled, GRAPH_APP_RPM, GRAPH_TENANT_RPM};

@@ -11,11 +11,12 @@ use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
+use super::connection;
 use super::context::RequestContext;
 use super::handlers::{injected_before, read_body};
 use super::response::base_url;
 use super::AppState;
-use crate::chaos::Operation;
+use crate::chaos::{Failure, Operation};
 use crate::identity::token::{GRAPH_APP_ID, GRAPH_RESOURCE, ISSUED_LIFETIME_SECS};
 use crate::identity::AppError;
 use crate::metrics::RouteLabel;
@@ -138,7 +139,7 @@ async fn answered(
         &mut response,
         started,
     );
-    response
+    connection::carry_out(req, response).await
 }
 
 /// The path's tenant as §5 reads it (a GUID lower-cased), or one of the names that are not a
@@ -274,15 +275,25 @@ async fn token(
             .faults
             .decide(Some(Operation::Token), Some(&tenant), Some(&client_id));
         let who = format!("token request of {client_id}");
-        if let Some((status, retry_after, _)) = injected_before(fault, &who).await {
-            let mut error = IdentityError::new(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                "temporarily_unavailable",
-                90_033,
-                "A transient error has occurred. Please try again.",
-            );
-            error.retry_after = retry_after;
-            return Err(error);
+        match injected_before(fault, &who).await {
+            Some((
+                Failure::Status {
+                    status,
+                    retry_after,
+                },
+                _,
+            )) => {
+                let mut error = IdentityError::new(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                    "temporarily_unavailable",
+                    90_033,
+                    "A transient error has occurred. Please try again.",
+                );
+                error.retry_after = retry_after;
+                return Err(error);
+            }
+            Some((Failure::Transport(transport), _)) => return Ok(connection::severed(transport)),
+            None => {}
         }
         let scope = field("scope").ok_or_else(|| IdentityError::missing("scope"))?;
         check_scope(scope, &base_url(&req))?;

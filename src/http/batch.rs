@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::auth::{caller_of, Access};
+use super::connection;
 use super::context::RequestContext;
 use super::error::ApiError;
 use super::handlers::{injected_before, read_body, serve, Body, GraphRequest};
@@ -97,11 +98,8 @@ pub(super) async fn run(
         Some(caller.tenant.as_str()),
         caller.app.as_deref(),
     );
-    if let Some((status, retry_after, _)) = injected_before(fault, &context.request_id).await {
-        return Err(ApiError::Injected {
-            status,
-            retry_after,
-        });
+    if let Some((failure, _)) = injected_before(fault, &context.request_id).await {
+        return Err(failure.into());
     }
     if context.client_request_id_too_long {
         return Err(ApiError::bad_request(
@@ -125,6 +123,10 @@ pub(super) async fn run(
     require_json(request.headers)?;
     let items = parse(&body, request.base, request.headers)?;
     let answers = execute(&items, state, request.base).await;
+    // An item that met a transport fault breaks the batch's own connection.
+    if let Some(transport) = answers.iter().flatten().find_map(connection::severed_by) {
+        return Err(ApiError::Severed(transport));
+    }
     let mut body = Vec::with_capacity(items.len() * 512);
     body.extend_from_slice(b"{\"responses\":[");
     for (at, (item, answer)) in items.iter().zip(answers).enumerate() {
@@ -390,10 +392,19 @@ async fn execute(items: &[Item], state: &AppState, base: &str) -> Vec<Option<Htt
         let mut future: Running<'_> = Box::pin(run_item(item, state, base));
         // Polled once now: the request reaches its tenant before the next one is made, so the
         // tenant decides them in request order.
-        match std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
-            Poll::Ready(answer) => answers[at] = Some(answer),
-            Poll::Pending if is_write => running.push((at, future)),
-            Poll::Pending => answers[at] = Some(future.await),
+        let answer = match std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
+            Poll::Ready(answer) => answer,
+            Poll::Pending if is_write => {
+                running.push((at, future));
+                continue;
+            }
+            Poll::Pending => future.await,
+        };
+        // A transport fault breaks the batch: nothing after it runs.
+        let severed = connection::severed_by(&answer).is_some();
+        answers[at] = Some(answer);
+        if severed {
+            break;
         }
     }
     settle(&mut running, &mut answers).await;

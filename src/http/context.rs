@@ -125,7 +125,15 @@ impl RequestContext {
         self.stamp(response);
         let elapsed = started.elapsed();
         let route = self.route.get().unwrap_or(RouteLabel::Other);
-        let status = response.status().as_u16();
+        // A request whose connection a fault breaks gets no answer: status 0.
+        let severed = response
+            .extensions()
+            .contains::<super::connection::Severed>();
+        let status = if severed {
+            0
+        } else {
+            response.status().as_u16()
+        };
         if let Some(state) = state {
             state.metrics.record(route, status, elapsed);
         }

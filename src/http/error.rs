@@ -64,6 +64,10 @@ pub enum ApiError {
         status: u16,
         retry_after: Option<u32>,
     },
+    /// No answer: a fault rule breaks the connection instead (the response is a placeholder
+    /// that is never written).
+    #[error("the connection is broken by a fault rule ({0:?})")]
+    Severed(crate::chaos::Transport),
     /// 503 `serviceNotAvailable`, with `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
@@ -128,6 +132,7 @@ impl ApiError {
                 )
             }
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable"),
+            Self::Severed(_) => (StatusCode::BAD_GATEWAY, "badGateway"),
             Self::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficientStorage")
             }
@@ -138,6 +143,9 @@ impl ApiError {
     /// The Graph error response for this error.
     #[must_use]
     pub fn respond(&self, context: &RequestContext) -> HttpResponse {
+        if let Self::Severed(transport) = self {
+            return super::connection::severed(*transport);
+        }
         let (status, code) = self.status_and_code();
         let message = match self {
             Self::Internal(cause) => {

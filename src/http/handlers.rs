@@ -18,8 +18,8 @@ use super::error::ApiError;
 use super::query::{parse_count, parse_get, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
 use super::route::{self, Target};
-use super::{batch, AppState};
-use crate::chaos::{Fault, Injected, Operation};
+use super::{batch, connection, AppState};
+use crate::chaos::{Failure, Fault, Injected, Operation};
 use crate::domain::{Command, DeleteUserFlow, DomainError, FlowKey};
 use crate::metrics::RouteLabel;
 use crate::tenant::{Read, ReadOutcome, TenantId, WriteOutcome};
@@ -58,7 +58,8 @@ pub(super) async fn graph(
         body: Body::Stream(payload),
     };
     if !batch::is_batch_path(request.path) {
-        return serve(request, &state).await;
+        let response = serve(request, &state).await;
+        return connection::carry_out(&req, response).await;
     }
     let started = Instant::now();
     let context = RequestContext::new(req.headers());
@@ -73,7 +74,7 @@ pub(super) async fn graph(
         &mut response,
         started,
     );
-    response
+    connection::carry_out(&req, response).await
 }
 
 /// Serves one Graph request with its own context (request ids, metrics, log line): a request
@@ -134,11 +135,8 @@ async fn route_request(
         caller.app.as_deref(),
     );
     let mut after_commit = None;
-    if let Some((status, retry_after, later)) = injected_before(fault, &context.request_id).await {
-        let injected = ApiError::Injected {
-            status,
-            retry_after,
-        };
+    if let Some((failure, later)) = injected_before(fault, &context.request_id).await {
+        let injected = ApiError::from(failure);
         if !later {
             return Err(injected);
         }
@@ -154,12 +152,11 @@ async fn route_request(
 }
 
 /// Carries out a fault decided before the operation: logs it, waits out a latency and answers
-/// `None`, or answers the injected status with its `Retry-After` and whether it waits for the
-/// commit.
+/// `None`, or answers how the request fails and whether only after its commit.
 pub(super) async fn injected_before(
     decided: Option<Injected>,
     request: &dyn std::fmt::Display,
-) -> Option<(u16, Option<u32>, bool)> {
+) -> Option<(Failure, bool)> {
     let Injected { rule, fault } = decided?;
     tracing::info!(rule = %rule, request = %request, fault = ?fault, "injected a fault");
     match fault {
@@ -167,11 +164,25 @@ pub(super) async fn injected_before(
             actix_web::rt::time::sleep(wait).await;
             None
         }
-        Fault::Status {
-            status,
-            retry_after,
+        Fault::Fail {
+            failure,
             after_commit,
-        } => Some((status, retry_after, after_commit)),
+        } => Some((failure, after_commit)),
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Status {
+                status,
+                retry_after,
+            } => Self::Injected {
+                status,
+                retry_after,
+            },
+            Failure::Transport(transport) => Self::Severed(transport),
+        }
     }
 }
 

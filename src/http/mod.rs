@@ -7,6 +7,7 @@ pub mod auth;
 mod authority;
 mod batch;
 pub mod body;
+mod connection;
 mod context;
 pub(crate) mod error;
 pub mod filter;
@@ -79,6 +80,9 @@ macro_rules! h1 {
             .keep_alive(KEEP_ALIVE)
             .client_request_timeout(HEAD_TIMEOUT)
             .local_addr($local)
+            .on_connect_ext(|io: &protocol::ProtocolErrors<_>, data| {
+                data.insert(io.connection());
+            })
             .graceful_shutdown_signal(move || {
                 let shutdown = shutdown.clone();
                 async move { shutdown.notified().await }
@@ -112,12 +116,16 @@ pub fn server(
                 .service(admin::scope().wrap(from_fn(context::stamp)))
                 .configure(authority::services)
                 .default_service(web::to(handlers::graph));
-            fn_service(|stream: tokio::net::TcpStream| async move {
-                let peer = stream.peer_addr().ok();
-                Ok::<_, actix_http::error::DispatchError>((
-                    protocol::ProtocolErrors::new(stream, peer),
-                    peer,
-                ))
+            let signal = shutdown.clone();
+            fn_service(move |stream: tokio::net::TcpStream| {
+                let connection = connection::Connection::new(signal.clone());
+                async move {
+                    let peer = stream.peer_addr().ok();
+                    Ok::<_, actix_http::error::DispatchError>((
+                        protocol::ProtocolErrors::new(stream, peer, connection),
+                        peer,
+                    ))
+                }
             })
             .and_then(h1!(shutdown, local, app))
         }
@@ -140,9 +148,10 @@ pub fn server(
                 .service(admin::scope().wrap(from_fn(context::stamp)))
                 .configure(authority::services)
                 .default_service(web::to(handlers::graph));
-            let acceptor = acceptor.clone();
+            let (acceptor, signal) = (acceptor.clone(), shutdown.clone());
             fn_service(move |stream: tokio::net::TcpStream| {
                 let acceptor = acceptor.clone();
+                let connection = connection::Connection::new(signal.clone());
                 async move {
                     let peer = stream.peer_addr().ok();
                     let tls =
@@ -155,7 +164,7 @@ pub fn server(
                                 actix_http::error::DispatchError::Io(e)
                             })?;
                     Ok::<_, actix_http::error::DispatchError>((
-                        protocol::ProtocolErrors::new(tls, peer),
+                        protocol::ProtocolErrors::new(tls, peer, connection),
                         peer,
                     ))
                 }

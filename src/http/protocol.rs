@@ -2,15 +2,19 @@
 //! HTTP (400), headers over the limit (431) or headers that do not arrive in time (408). actix's
 //! HTTP/1 dispatcher writes those itself with an empty body; this stream wrapper, between the
 //! socket and the dispatcher, rewrites each into the Graph error envelope with a request id, and
-//! logs it at INFO (the client is at fault, not the server).
+//! logs it at INFO (the client is at fault, not the server). It also carries out the transport
+//! faults its [`Connection`] was marked with: the marked answer is never written, and the
+//! connection ends with a reset or a close.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::connection::{Connection, Fate};
 use super::error::protocol_error_body;
 
 /// The heads the dispatcher writes for its own errors, each closing the connection.
@@ -40,15 +44,55 @@ pub(crate) struct ProtocolErrors<S> {
     /// A rewritten answer not yet written, from `written` on.
     pending: Vec<u8>,
     written: usize,
+    connection: Arc<Connection>,
 }
 
 impl<S> ProtocolErrors<S> {
-    pub(crate) fn new(inner: S, peer: Option<SocketAddr>) -> Self {
+    pub(crate) fn new(inner: S, peer: Option<SocketAddr>, connection: Arc<Connection>) -> Self {
         Self {
             inner,
             peer,
             pending: Vec::new(),
             written: 0,
+            connection,
+        }
+    }
+
+    /// The connection's shared state, for its requests' handlers.
+    pub(crate) fn connection(&self) -> Arc<Connection> {
+        Arc::clone(&self.connection)
+    }
+}
+
+/// A stream over a TCP socket whose close can be made a reset.
+pub(crate) trait Socket {
+    fn tcp(&self) -> &tokio::net::TcpStream;
+}
+
+impl Socket for tokio::net::TcpStream {
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        self
+    }
+}
+
+impl Socket for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn tcp(&self) -> &tokio::net::TcpStream {
+        self.get_ref().0
+    }
+}
+
+impl<S: Socket> ProtocolErrors<S> {
+    /// The error that ends a connection a handler marked, instead of any further write; for a
+    /// reset, the socket first drops what it has not sent and will answer its close with RST.
+    fn severed(&self) -> Option<io::Error> {
+        match self.connection.fate()? {
+            Fate::Close => Some(io::ErrorKind::BrokenPipe.into()),
+            Fate::Reset => {
+                if let Err(e) = self.inner.tcp().set_zero_linger() {
+                    tracing::debug!(error = %e, "could not make the close a reset");
+                }
+                Some(io::ErrorKind::ConnectionReset.into())
+            }
         }
     }
 }
@@ -103,17 +147,27 @@ impl<S: AsyncRead + Unpin> AsyncRead for ProtocolErrors<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
+        // An end of stream (nothing read into room for something) or an error: a hung request
+        // on this connection can stop waiting.
+        if read.is_err() || (buf.filled().len() == before && buf.remaining() > 0) {
+            self.connection.client_gone();
+        }
+        Poll::Ready(read)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for ProtocolErrors<S> {
+impl<S: AsyncWrite + Socket + Unpin> AsyncWrite for ProtocolErrors<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if let Some(severed) = this.severed() {
+            return Poll::Ready(Err(severed));
+        }
         ready!(this.drain(cx))?;
         if let Some(rewritten) = rewrite(buf, this.peer) {
             this.pending = rewritten;
@@ -127,11 +181,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProtocolErrors<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(severed) = self.severed() {
+            return Poll::Ready(Err(severed));
+        }
         ready!(self.drain(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(severed) = self.severed() {
+            return Poll::Ready(Err(severed));
+        }
         ready!(self.drain(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }

@@ -1,12 +1,15 @@
-//! Fault injection: status and latency effects, `afterCommit`, `after`/`times`/probability,
-//! seeded determinism, rules on batch items, the batch envelope and the token endpoint, and the
-//! rule set read, replaced and cleared at run time (or refused whole).
+//! Fault injection: status, latency and transport effects (reset, close, hang), `afterCommit`,
+//! `after`/`times`/probability, seeded determinism, rules on batch items, the batch envelope and
+//! the token endpoint, and the rule set read, replaced and cleared at run time (or refused
+//! whole).
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{flow, spawn_app, spawn_app_with, Resp, TestApp};
+use crate::helpers::{
+    create_items, exchange, flow, item_statuses, spawn_app, spawn_app_with, Resp, TestApp,
+};
 
 fn put_faults(app: &TestApp, rules: &Value) -> Resp {
     app.request(
@@ -177,29 +180,9 @@ fn batch_items_meet_their_own_rules_and_the_envelope_only_rules_naming_batch() {
         &json!({"rules": [{"id": "second", "match": {"operation": "create"}, "after": 1,
                            "times": 1, "effect": {"status": 503}}]}),
     );
-    let items: Vec<Value> = (0..3)
-        .map(|i| {
-            json!({"id": i.to_string(), "method": "POST", "url": "/identity/userFlows",
-                   "headers": {"Content-Type": "application/json"},
-                   "body": flow(&format!("b{i}"))})
-        })
-        .collect();
-    let batch = |app: &TestApp| {
-        app.request(
-            "POST",
-            "/beta/$batch",
-            &[("Content-Type", "application/json")],
-            Some(&json!({"requests": items}).to_string()),
-        )
-    };
-    let r = batch(&app);
-    assert_eq!(r.status, 200, "{}", r.body);
-    let statuses: Vec<u64> = r.json()["responses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["status"].as_u64().unwrap())
-        .collect();
+    let items = create_items(3, "b");
+    let r = app.batch(&items);
+    let statuses = item_statuses(&r);
     assert_eq!(statuses, [201, 503, 201]);
     assert_eq!(r.json()["responses"][1]["headers"]["Retry-After"], "1");
     assert_eq!(ids(&app), ["B2C_1_b0", "B2C_1_b2"]);
@@ -208,7 +191,7 @@ fn batch_items_meet_their_own_rules_and_the_envelope_only_rules_naming_batch() {
         &json!({"rules": [{"id": "envelope", "match": {"operation": "batch"},
                            "effect": {"status": 504}}]}),
     );
-    let r = batch(&app);
+    let r = app.batch(&items);
     assert_eq!(r.status, 504);
     assert_eq!(r.error_code(), "gatewayTimeout");
     assert_eq!(ids(&app).len(), 2, "nothing in a faulted batch ran");
@@ -259,4 +242,228 @@ fn a_faults_file_that_does_not_check_stops_the_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("status must be one of"), "{stderr}");
+}
+
+const CREATE_PATH: &str = "/beta/identity/userFlows";
+const JSON: Option<&str> = Some("application/json");
+
+fn fired(app: &TestApp, rule: usize) -> u64 {
+    app.request("GET", "/_emulator/faults", &[], None).json()["rules"][rule]["fired"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A create of `B2C_1_{id}` on a connection of its own: see [`exchange`].
+fn raw_create(app: &TestApp, id: &str) -> std::io::Result<Vec<u8>> {
+    let body = flow(id).to_string();
+    let wait = Duration::from_secs(10);
+    exchange(
+        &app.address,
+        &app.token,
+        "POST",
+        CREATE_PATH,
+        JSON,
+        &body,
+        wait,
+    )
+}
+
+fn assert_reset(read: std::io::Result<Vec<u8>>) {
+    let error = read.expect_err("a reset connection ends the read with an error");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+}
+
+#[test]
+fn reset_and_close_break_the_connection_with_no_answer_and_change_nothing() {
+    let app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [
+            {"id": "reset", "match": {"operation": "create"}, "times": 1,
+             "effect": {"transport": "reset"}},
+            {"id": "close", "match": {"operation": "delete"}, "times": 1,
+             "effect": {"transport": "close"}}]}),
+    );
+    let wait = Duration::from_secs(10);
+    assert_reset(raw_create(&app, "a"));
+    assert!(ids(&app).is_empty(), "a reset create stores nothing");
+    assert_eq!(app.create(&flow("a")).status, 201);
+
+    let closed = exchange(
+        &app.address,
+        &app.token,
+        "DELETE",
+        &format!("{CREATE_PATH}/B2C_1_a"),
+        None,
+        "",
+        wait,
+    );
+    assert_eq!(closed.unwrap(), b"", "closed with no answer");
+    assert_eq!(ids(&app), ["B2C_1_a"], "a closed delete deletes nothing");
+    assert_eq!(app.delete("B2C_1_a").status, 204, "times: 1");
+    let metrics = app.request("GET", "/_emulator/metrics", &[], None).body;
+    for line in [
+        "userflows_requests_total{route=\"create\",status=\"none\"} 1",
+        "userflows_requests_total{route=\"delete\",status=\"none\"} 1",
+        "userflows_faults_injected_total{rule=\"reset\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
+#[test]
+fn a_hung_request_gets_no_answer_until_the_client_gives_up() {
+    let app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "hang", "match": {"operation": "get"}, "times": 1,
+                           "effect": {"transport": "hang"}}]}),
+    );
+    let hung = exchange(
+        &app.address,
+        &app.token,
+        "GET",
+        &format!("{CREATE_PATH}/B2C_1_x"),
+        None,
+        "",
+        Duration::from_millis(500),
+    );
+    let error = hung.expect_err("no answer within the client's timeout");
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{error}"
+    );
+    assert_eq!(fired(&app, 0), 1);
+    // The server goes on serving everyone else.
+    assert_eq!(app.get("B2C_1_x").status, 404);
+}
+
+#[test]
+fn hung_connections_are_closed_at_a_graceful_stop_without_delaying_it() {
+    let mut app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "hang", "match": {"operation": "list"},
+                           "effect": {"transport": "hang"}}]}),
+    );
+    let hung: Vec<_> = (0..3)
+        .map(|_| {
+            let (address, token) = (app.address.clone(), app.token.clone());
+            std::thread::spawn(move || {
+                let wait = Duration::from_secs(60);
+                exchange(&address, &token, "GET", CREATE_PATH, None, "", wait)
+                    .map(|answer| answer.len())
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fired(&app, 0) < 3 {
+        assert!(Instant::now() < deadline, "the hung requests never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stopping = Instant::now();
+    app.stop();
+    // The stop waits for requests in flight up to its 10 s limit; hung ones are not waited for.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the stop took {:?}",
+        stopping.elapsed()
+    );
+    for client in hung {
+        let read = client.join().unwrap();
+        assert!(
+            matches!(read, Ok(0)),
+            "closed with no answer at the stop: {read:?}"
+        );
+    }
+}
+
+#[test]
+fn after_commit_reset_stores_the_write_and_the_retry_meets_409() {
+    let mut app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "ambiguous", "match": {"operation": "create"}, "times": 1,
+                           "effect": {"transport": "reset", "afterCommit": true}}]}),
+    );
+    assert_reset(raw_create(&app, "kept"));
+    assert_eq!(app.create(&flow("kept")).status, 409);
+    app.restart();
+    assert_eq!(ids(&app), ["B2C_1_kept"]);
+}
+
+#[test]
+fn a_batch_item_meeting_a_transport_fault_breaks_the_batch_after_the_items_before_it() {
+    let app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "second", "match": {"operation": "create"}, "after": 1,
+                           "times": 1, "effect": {"transport": "close"}}]}),
+    );
+    let body = json!({ "requests": create_items(3, "b") }).to_string();
+    let answer = exchange(
+        &app.address,
+        &app.token,
+        "POST",
+        "/beta/$batch",
+        JSON,
+        &body,
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        answer.unwrap(),
+        b"",
+        "the batch's connection closed with no answer"
+    );
+    assert_eq!(
+        ids(&app),
+        ["B2C_1_b0"],
+        "the item before ran, the one after did not"
+    );
+    // The rule has fired its once: the same batch now runs whole (b0 already exists).
+    assert_eq!(
+        item_statuses(&app.batch(&create_items(3, "b"))),
+        [409, 201, 201]
+    );
+}
+
+#[test]
+fn a_token_request_can_be_reset() {
+    let app = spawn_app();
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "token", "match": {"operation": "token"}, "times": 1,
+                           "effect": {"transport": "reset"}}]}),
+    );
+    let form = "grant_type=client_credentials&client_id=app-1&client_secret=s&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default";
+    let form_type = Some("application/x-www-form-urlencoded");
+    let path = "/contoso/oauth2/v2.0/token";
+    let wait = Duration::from_secs(10);
+    let reset = exchange(
+        &app.address,
+        &app.token,
+        "POST",
+        path,
+        form_type,
+        form,
+        wait,
+    );
+    assert_reset(reset);
+    let answer = String::from_utf8(
+        exchange(
+            &app.address,
+            &app.token,
+            "POST",
+            path,
+            form_type,
+            form,
+            wait,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

@@ -79,6 +79,60 @@ pub fn flow(id: &str) -> Value {
 
 /// A walk that ran while others wrote: each of `lasting` (present for the whole walk) is in it
 /// exactly once, and no id is in it twice.
+/// `n` batch items creating `B2C_1_{prefix}0`, `B2C_1_{prefix}1`, …, with ids "0", "1", ….
+pub fn create_items(n: usize, prefix: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"id": i.to_string(), "method": "POST", "url": "/identity/userFlows",
+                   "headers": {"Content-Type": "application/json"},
+                   "body": flow(&format!("{prefix}{i}"))})
+        })
+        .collect()
+}
+
+/// The status of each item of a batch's answer, in order.
+pub fn item_statuses(r: &Resp) -> Vec<u64> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["status"].as_u64().unwrap())
+        .collect()
+}
+
+/// One request to `address` (`http://…`) on a new connection of its own, written by hand so
+/// that a broken connection shows as what it is: the bytes read until the server closed it
+/// (`Ok`, empty when it closed without answering), or the error that ended the read (a reset,
+/// or a timeout after `wait`).
+pub fn exchange(
+    address: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+    wait: Duration,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let address = address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(wait))?;
+    let content_type = content_type
+        .map(|t| format!("Content-Type: {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{content_type}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
 pub fn assert_walk_exact(walk: &[String], lasting: &[String]) {
     for id in lasting {
         assert_eq!(
@@ -245,6 +299,16 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// `POST /beta/$batch` of `items`.
+    pub fn batch(&self, items: &[Value]) -> Resp {
+        self.request(
+            "POST",
+            "/beta/$batch",
+            &[("Content-Type", "application/json")],
+            Some(&json!({ "requests": items }).to_string()),
+        )
     }
 
     pub fn create(&self, body: &Value) -> Resp {

@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use userflows_emulator::chaos::Limits;
 
-use crate::helpers::{flow, spawn_app_with, token_for, Resp, TestApp};
+use crate::helpers::{create_items, flow, item_statuses, spawn_app_with, token_for, Resp, TestApp};
 
 /// An unsigned token of `tenant` naming `app` as its `appid`.
 fn app_token(tenant: &str, app: &str) -> String {
@@ -128,26 +128,8 @@ fn batch_items_count_one_each_and_the_envelope_does_not() {
             app_rpm: None,
         };
     });
-    let items: Vec<Value> = (0..4)
-        .map(|i| {
-            json!({"id": i.to_string(), "method": "POST", "url": "/identity/userFlows",
-                   "headers": {"Content-Type": "application/json"},
-                   "body": flow(&format!("b{i}"))})
-        })
-        .collect();
-    let r = app.request(
-        "POST",
-        "/beta/$batch",
-        &[("Content-Type", "application/json")],
-        Some(&json!({"requests": items}).to_string()),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let statuses: Vec<u64> = r.json()["responses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["status"].as_u64().unwrap())
-        .collect();
+    let r = app.batch(&create_items(4, "b"));
+    let statuses = item_statuses(&r);
     assert_eq!(statuses, [201, 201, 201, 429]);
     let last = &r.json()["responses"][3];
     assert!(
