@@ -2,15 +2,18 @@
 //! run the very same scenarios.
 //!
 //! - [`scenario`] defines the goose scenarios (`create`, `mixed`, `churn`, `conflict`,
-//!   `multitenant`) and the per-run state they share ([`scenario::RunContext`]): the run's
+//!   `multitenant`, `query`, `batch`, `faults`) and the per-run state they share ([`scenario::RunContext`]): the run's
 //!   random tag (so ids never collide across users or runs), the tokens, and the tally of
 //!   `201`s per contested id that the `conflict` scenario is judged by.
 //! - [`verdict`] reads goose's metrics after a run: totals, error rate, p99, statuses per
 //!   request, and the limits that turn a run into a failure (non-zero exit).
+//! - [`faults`] puts a fault profile in force for a run and reports what the `faults`
+//!   scenario's users saw against what the rules configure.
 //!
 //! Flow: [`run`] registers the scenarios on a `GooseAttack`, executes it, and hands the
 //! metrics and the run context to [`verdict::judge`].
 
+pub mod faults;
 pub mod scenario;
 pub mod verdict;
 
@@ -40,6 +43,20 @@ pub async fn run(
             detail: e,
         })
     })?);
+    let host = config
+        .host
+        .clone()
+        .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+    let route = faults::FaultsRoute::new(&host, options.admin_key.clone());
+    if let Some(profile) = &options.faults {
+        route.replace(profile).await.map_err(|detail| {
+            Box::new(GooseError::InvalidOption {
+                option: "--faults".to_owned(),
+                value: host.clone(),
+                detail: format!("the fault profile could not be put in force: {detail}"),
+            })
+        })?;
+    }
     let mut attack = *GooseAttack::initialize_with_config(config)?
         .set_default(GooseDefault::Host, DEFAULT_HOST)?;
     // No telnet controller: a load test here needs no remote control and should open no port.
@@ -68,5 +85,27 @@ pub async fn run(
     };
     let mut outcome = verdict::judge(metrics, &context, limits);
     outcome.violations.extend(goose_failed);
+    let faulted = scenario::FAULTS_REQUESTS
+        .iter()
+        .any(|(name, _)| outcome.statuses.contains_key(*name));
+    if faulted {
+        match route.current().await {
+            Ok(rules) => {
+                let report = faults::FaultReport::build(&outcome.statuses, rules, &options.tenant);
+                outcome.violations.extend(report.violations());
+                outcome.faults = Some(report);
+            }
+            Err(e) => outcome
+                .violations
+                .push(format!("the fault rules could not be read back: {e}")),
+        }
+    }
+    if options.faults.is_some() {
+        if let Err(e) = route.clear().await {
+            outcome
+                .violations
+                .push(format!("the fault profile could not be cleared: {e}"));
+        }
+    }
     Ok(outcome)
 }

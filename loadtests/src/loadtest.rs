@@ -13,7 +13,7 @@ use goose::config::GooseConfiguration;
 use userflows_loadtests::{Limits, RunOptions};
 
 /// Load tests of userflows-emulator (goose). Scenarios: create, mixed, churn, conflict,
-/// multitenant (pick with --scenarios; all run when none is given).
+/// multitenant, query, batch, faults (pick with --scenarios; all run when none is given).
 #[derive(Parser)]
 #[command(
     name = "loadtest",
@@ -31,6 +31,16 @@ struct Cli {
     /// How many ids the conflict scenario's users all try to create.
     #[arg(long, default_value_t = 16, help_heading = "Emulator")]
     conflict_ids: usize,
+
+    /// A fault rule set (JSON, as `PUT /_emulator/faults` takes it) to put in force for the
+    /// run and clear after it. The `faults` scenario's report compares what its users saw with
+    /// what the rules configure.
+    #[arg(long, value_name = "FILE", help_heading = "Emulator")]
+    faults: Option<std::path::PathBuf>,
+
+    /// The emulator's --admin-key, for its fault route.
+    #[arg(long, env = "USERFLOWS_ADMIN_KEY", help_heading = "Emulator")]
+    admin_key: Option<String>,
 
     /// Fail the run (exit 1) when more than PERCENT of requests fail. Any unexpected status
     /// is a failure, so the default 0 fails on the first one.
@@ -67,9 +77,22 @@ fn spell_scenarios(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse_from(spell_scenarios(std::env::args_os()));
+    let faults = match &cli.faults {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .with_context(|| format!("cannot read the fault profile {}", path.display()))?;
+            Some(
+                userflows_emulator::chaos::RuleSet::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let options = RunOptions {
         tenant: cli.tenant,
         conflict_ids: cli.conflict_ids,
+        faults,
+        admin_key: cli.admin_key,
     };
     let max_p99 = cli
         .max_p99_ms

@@ -9,10 +9,12 @@
 //! | `multi-tenant` (select as `multitenant`) | as `mixed` without deletes, each user in its own tenant | 201, 200 |
 //! | `query` | creates flows of three types, then lists with filters and orders, walking `@odata.nextLink` | 201, 200 |
 //! | `batch` | creates 20 flows per `POST /beta/$batch` | 200 (every item 201) |
+//! | `faults` | as `mixed`, one list page, against the fault rules in force | as `mixed`, and any injected status or no answer |
 //!
 //! Every request goes through [`call`], which turns any status outside the expected set (and
 //! any transport error) into a goose failure, and marks expected non-2xx answers (409) as
-//! successes. Ids are `B2C_1_<kind><run tag>u<user>n<counter>`: the tag is random per run, the
+//! successes; in `faults`, the statuses a fault rule answers with and a missing answer are
+//! expected too, and reported against the rules by [`crate::faults`]. Ids are `B2C_1_<kind><run tag>u<user>n<counter>`: the tag is random per run, the
 //! user number is handed out by the run, the counter is per user, so no two requests of any
 //! two runs create the same id unless the scenario means them to (`conflict`).
 
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use goose::prelude::*;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
+use userflows_emulator::chaos::Operation;
 use userflows_emulator::http::auth::{mint, Claims};
 use userflows_emulator::tenant::TenantId;
 
@@ -37,6 +40,13 @@ const MAX_PAGES: usize = 4;
 const MAX_OWNED: usize = 1_000;
 /// Creates per `$batch` in the `batch` scenario: Graph's limit.
 const BATCH_SIZE: usize = 20;
+/// The requests of the `faults` scenario (goose's names) and the operation each is.
+pub const FAULTS_REQUESTS: [(&str, Operation); 4] = [
+    ("POST userFlows (faults)", Operation::Create),
+    ("GET userFlows/{id} (faults)", Operation::Get),
+    ("GET userFlows (faults)", Operation::List),
+    ("DELETE userFlows/{id} (faults)", Operation::Delete),
+];
 /// How long the minted tokens are valid: longer than any sensible run.
 const TOKEN_SECS: u64 = 24 * 3600;
 
@@ -47,6 +57,11 @@ pub struct RunOptions {
     pub tenant: String,
     /// How many ids the `conflict` scenario contests.
     pub conflict_ids: usize,
+    /// A fault profile to put in force for the run (cleared after it); without one, the
+    /// `faults` scenario meets whatever rules the emulator has.
+    pub faults: Option<userflows_emulator::chaos::RuleSet>,
+    /// The emulator's `--admin-key`, for its fault route.
+    pub admin_key: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +69,8 @@ impl Default for RunOptions {
         Self {
             tenant: "loadtest-tenant".to_owned(),
             conflict_ids: 16,
+            faults: None,
+            admin_key: None,
         }
     }
 }
@@ -221,6 +238,20 @@ pub fn all(context: &Arc<RunContext>) -> Result<Vec<Scenario>, Box<GooseError>> 
         scenario!("batch")
             .register_transaction(step(context, Start::SharedTenant).set_on_start())
             .register_transaction(step(context, create_batch).set_name("batch")),
+        scenario!("faults")
+            .register_transaction(step(context, Start::SharedTenant).set_on_start())
+            .register_transaction(
+                step(context, faults_create)
+                    .set_name("create")
+                    .set_weight(3)?,
+            )
+            .register_transaction(step(context, faults_get).set_name("get").set_weight(3)?)
+            .register_transaction(step(context, faults_list).set_name("list").set_weight(1)?)
+            .register_transaction(
+                step(context, faults_delete)
+                    .set_name("delete")
+                    .set_weight(2)?,
+            ),
     ])
 }
 
@@ -338,6 +369,20 @@ async fn call(
     body: Option<String>,
     expected: &[u16],
 ) -> Result<Answer, Box<TransactionError>> {
+    call_with(user, method, path, name, body, expected, false).await
+}
+
+/// As [`call`]; with `faults`, a status a fault rule answers with, and no answer at all
+/// (status 0), are expected too.
+async fn call_with(
+    user: &mut GooseUser,
+    method: GooseMethod,
+    path: &str,
+    name: &str,
+    body: Option<String>,
+    expected: &[u16],
+    faults: bool,
+) -> Result<Answer, Box<TransactionError>> {
     let token = state(user)?.token.clone();
     let label = format!("{method} {name}");
     let mut builder = user
@@ -368,12 +413,14 @@ async fn call(
                 }
             }
         }
+        Err(_) if faults => (0, HeaderMap::new(), String::new()),
         Err(e) => {
             let tag = format!("{label}: no answer: {e}");
             return Err(fail(user, &tag, &mut goose.request, None, None).into());
         }
     };
-    if !expected.contains(&status) {
+    let injected = faults && crate::faults::INJECTED.contains(&status);
+    if !expected.contains(&status) && !injected {
         let tag = format!("{label}: unexpected status {status} (expected {expected:?})");
         return Err(fail(user, &tag, &mut goose.request, Some(&headers), Some(&body)).into());
     }
@@ -671,4 +718,70 @@ async fn create_contested(user: &mut GooseUser, context: Arc<RunContext>) -> Tra
     }
     contested.answered.fetch_add(1, Ordering::AcqRel);
     Ok(())
+}
+
+/// The `faults` scenario's create: a 201 is remembered; an injected failure is not (with
+/// `afterCommit` the flow may exist all the same: it is never read back).
+async fn faults_create(user: &mut GooseUser, _context: Arc<RunContext>) -> TransactionResult {
+    let id = state(user)?.next_id('f');
+    let (name, _) = FAULTS_REQUESTS[0];
+    let answer = faulted(
+        user,
+        GooseMethod::Post,
+        COLLECTION,
+        name,
+        Some(create_body(&id)),
+        201,
+    )
+    .await?;
+    if answer.status == 201 {
+        state(user)?.remember(id);
+    }
+    Ok(())
+}
+
+/// Gets one of the user's own flows (creates one first when it has none).
+async fn faults_get(user: &mut GooseUser, context: Arc<RunContext>) -> TransactionResult {
+    let owned = &state(user)?.owned;
+    let Some(id) = owned.last().cloned() else {
+        return faults_create(user, context).await;
+    };
+    let (name, _) = FAULTS_REQUESTS[1];
+    faulted(user, GooseMethod::Get, &item_path(&id), name, None, 200).await?;
+    Ok(())
+}
+
+/// One page of the collection.
+async fn faults_list(user: &mut GooseUser, _context: Arc<RunContext>) -> TransactionResult {
+    let path = format!("{COLLECTION}?$top={PAGE_SIZE}");
+    let (name, _) = FAULTS_REQUESTS[2];
+    faulted(user, GooseMethod::Get, &path, name, None, 200).await?;
+    Ok(())
+}
+
+/// Deletes the user's oldest remembered flow (creates one first when it has none); it is
+/// forgotten whatever the answer, so no flow is deleted twice.
+async fn faults_delete(user: &mut GooseUser, context: Arc<RunContext>) -> TransactionResult {
+    let owned = &mut state(user)?.owned;
+    if owned.is_empty() {
+        return faults_create(user, context).await;
+    }
+    let id = owned.remove(0);
+    let (name, _) = FAULTS_REQUESTS[3];
+    faulted(user, GooseMethod::Delete, &item_path(&id), name, None, 204).await?;
+    Ok(())
+}
+
+/// A request of the `faults` scenario: `expected`, an injected status or no answer. goose
+/// names requests by method and name, so `name` is [`FAULTS_REQUESTS`]'s without the method.
+async fn faulted(
+    user: &mut GooseUser,
+    method: GooseMethod,
+    path: &str,
+    request: &str,
+    body: Option<String>,
+    expected: u16,
+) -> Result<Answer, Box<TransactionError>> {
+    let name = request.split_once(' ').map_or(request, |(_, name)| name);
+    call_with(user, method, path, name, body, &[expected], true).await
 }

@@ -37,6 +37,8 @@ pub struct Outcome {
     pub conflict: ConflictTally,
     /// Every reason the run failed; empty when it passed.
     pub violations: Vec<String>,
+    /// What the `faults` scenario saw against the rules (when it ran).
+    pub faults: Option<crate::faults::FaultReport>,
     /// goose's metrics, for anything not summarized here.
     pub metrics: GooseMetrics,
 }
@@ -84,6 +86,9 @@ impl fmt::Display for Outcome {
                 self.conflict.answered,
                 self.conflict.wrong.len()
             )?;
+        }
+        if let Some(faults) = &self.faults {
+            write!(f, "{faults}")?;
         }
         if self.passed() {
             write!(f, "PASS")
@@ -159,6 +164,7 @@ pub fn judge(metrics: GooseMetrics, context: &RunContext, limits: &Limits) -> Ou
         statuses,
         conflict,
         violations,
+        faults: None,
         metrics,
     }
 }

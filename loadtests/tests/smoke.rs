@@ -28,6 +28,14 @@ fn start_emulator() -> (BackgroundServer, String, tempfile::TempDir) {
     (server, address, dir)
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// What each request may answer, by goose's request name (method + name).
 fn allowed() -> BTreeMap<&'static str, BTreeSet<u16>> {
     [
@@ -41,6 +49,10 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<u16>> {
         ("POST userFlows (contested)", &[201, 409]),
         ("POST userFlows (typed)", &[201]),
         ("POST $batch (20 creates)", &[200]),
+        ("POST userFlows (faults)", &[201]),
+        ("GET userFlows/{id} (faults)", &[200]),
+        ("GET userFlows (faults)", &[200]),
+        ("DELETE userFlows/{id} (faults)", &[204]),
     ]
     .into_iter()
     .map(|(name, statuses)| (name, statuses.iter().copied().collect()))
@@ -50,21 +62,16 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<u16>> {
 #[test]
 fn every_scenario_runs_clean_against_a_durable_emulator() {
     let (_emulator, address, _dir) = start_emulator();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let outcome = runtime.block_on(async {
-        // 14 users, 2 per scenario, all started in the first second, then 4 s of load;
+    let outcome = runtime().block_on(async {
+        // 16 users, 2 per scenario, all started in the first second, then 4 s of load;
         // metrics keep the ramp-up too so that every request is judged.
         let config = GooseConfiguration::parse_args_default(&[
             "--host",
             &address,
             "--users",
-            "14",
+            "16",
             "--increase-rate",
-            "14",
+            "16",
             "--run-time",
             "4s",
             "--no-reset-metrics",
@@ -109,6 +116,7 @@ fn every_scenario_runs_clean_against_a_durable_emulator() {
         "POST userFlows (typed)",
         "GET query: startswith+orderby id",
         "POST $batch (20 creates)",
+        "POST userFlows (faults)",
     ] {
         assert!(
             outcome.statuses.get(name).is_some_and(|s| !s.is_empty()),
@@ -121,4 +129,77 @@ fn every_scenario_runs_clean_against_a_durable_emulator() {
     let contested = &outcome.statuses["POST userFlows (contested)"];
     assert_eq!(contested.get(&201).copied(), Some(4), "{outcome}");
     assert!(contested.get(&409).copied().unwrap_or(0) > 0, "{outcome}");
+}
+
+#[test]
+fn the_faults_scenario_reports_what_its_users_saw_against_the_profile() {
+    let (_emulator, address, _dir) = start_emulator();
+    let profile = userflows_emulator::chaos::RuleSet::parse(
+        br#"{"seed": 11, "rules": [
+            {"id": "flaky-create", "match": {"operation": "create"}, "probability": 0.3,
+             "effect": {"status": 503, "retryAfter": 1}},
+            {"id": "dropped-get", "match": {"operation": "get"}, "probability": 0.2,
+             "effect": {"transport": "reset"}},
+            {"id": "slow-list", "match": {"operation": "list"}, "effect": {"latencyMs": 1}}]}"#,
+    )
+    .unwrap();
+    let outcome = runtime().block_on(async {
+        let config = GooseConfiguration::parse_args_default(&[
+            "--host",
+            &address,
+            "--scenarios",
+            "faults",
+            "--users",
+            "4",
+            "--increase-rate",
+            "4",
+            "--run-time",
+            "3s",
+            "--no-reset-metrics",
+            "--quiet",
+        ])
+        .unwrap();
+        let options = RunOptions {
+            faults: Some(profile),
+            ..RunOptions::default()
+        };
+        userflows_loadtests::run(config, &options, &Limits::default())
+            .await
+            .unwrap()
+    });
+    println!("{outcome}");
+    // Injected failures are expected: the run passes when the rates agree with the profile.
+    assert!(outcome.passed(), "{outcome}");
+    let report = outcome.faults.as_ref().expect("a fault report");
+    let row = |name: &str| report.rows.iter().find(|r| r.request == name).unwrap();
+    let rule = |id: &str| report.rules.iter().find(|r| r.id == id).unwrap();
+    let creates = row("POST userFlows (faults)");
+    assert!(creates.sent >= 100, "{outcome}");
+    // Each injected 503 reached the client once: the server's count is the client's.
+    assert_eq!(
+        creates.failed.get(&503).copied(),
+        rule("flaky-create").fired.map(|n| n as usize)
+    );
+    let gets = row("GET userFlows/{id} (faults)");
+    assert_eq!(
+        gets.failed.get(&0).copied(),
+        rule("dropped-get").fired.map(|n| n as usize)
+    );
+    assert_eq!(
+        row("GET userFlows (faults)").failures(),
+        0,
+        "latency fails nothing"
+    );
+    assert_eq!(
+        row("DELETE userFlows/{id} (faults)").failures(),
+        0,
+        "no rule"
+    );
+    assert!(outcome
+        .to_string()
+        .contains("faults: client-visible against configured (seed 11)"));
+    // The profile is cleared after the run.
+    let route = userflows_loadtests::faults::FaultsRoute::new(&address, None);
+    let left = runtime().block_on(route.current()).unwrap();
+    assert!(left.rules.is_empty(), "{left:?}");
 }

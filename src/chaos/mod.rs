@@ -5,5 +5,8 @@
 mod faults;
 mod throttle;
 
-pub use faults::{Failure, Fault, Faults, Injected, InvalidRules, Operation, RuleSet, Transport};
+pub use faults::{
+    Effect, Failure, Fault, Faults, Injected, InvalidRules, Latency, Match, Operation, Rule,
+    RuleSet, Transport,
+};
 pub use throttle::{Limits, Throttle, Throttled, GRAPH_APP_RPM, GRAPH_TENANT_RPM};

@@ -34,7 +34,7 @@ pub use response::JSON_CONTENT_TYPE;
 
 use crate::metrics::Metrics;
 use crate::tenant::TenantRegistry;
-pub use admin::AdminAccess;
+pub use admin::{AdminAccess, ADMIN_KEY_HEADER};
 
 /// What every request handler shares.
 pub struct AppState {
