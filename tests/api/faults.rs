@@ -467,3 +467,55 @@ fn a_token_request_can_be_reset() {
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[test]
+fn no_fault_or_throttle_loses_an_acknowledged_write_or_keeps_a_refused_one() {
+    let mut app = spawn_app_with(|s| {
+        s.throttle = userflows_emulator::chaos::Limits {
+            tenant_rpm: Some(40),
+            app_rpm: None,
+        };
+        s.faults = userflows_emulator::chaos::RuleSet::parse(
+            br#"{"seed": 5, "rules": [
+                {"id": "create-503", "match": {"operation": "create"}, "probability": 0.3,
+                 "effect": {"status": 503}},
+                {"id": "delete-reset", "match": {"operation": "delete"}, "probability": 0.3,
+                 "effect": {"transport": "reset"}}]}"#,
+        )
+        .unwrap();
+    });
+    let mut kept = std::collections::BTreeSet::new();
+    let (mut refused, mut throttled, mut reset) = (0, 0, 0);
+    for i in 0..60 {
+        let id = format!("B2C_1_w{i}");
+        match app.create(&flow(&format!("w{i}"))).status {
+            201 => assert!(kept.insert(id.clone())),
+            503 => refused += 1,
+            429 => throttled += 1,
+            other => panic!("create answered {other}"),
+        }
+        if i % 3 == 2 && kept.contains(&id) {
+            let path = format!("/beta/identity/userFlows/{id}");
+            let wait = Duration::from_secs(10);
+            match exchange(&app.address, &app.token, "DELETE", &path, None, "", wait) {
+                Ok(answer) if answer.starts_with(b"HTTP/1.1 204") => {
+                    kept.remove(&id);
+                }
+                Ok(answer) if answer.starts_with(b"HTTP/1.1 429") => throttled += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => reset += 1,
+                other => panic!("delete: {other:?}"),
+            }
+        }
+    }
+    assert!(
+        refused > 0 && throttled > 0 && reset > 0,
+        "{refused} {throttled} {reset}"
+    );
+    app.settings.throttle = userflows_emulator::chaos::Limits::default();
+    app.restart();
+    let stored: std::collections::BTreeSet<String> = ids(&app).into_iter().collect();
+    assert_eq!(
+        stored, kept,
+        "exactly the acknowledged writes, after a restart"
+    );
+}
