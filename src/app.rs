@@ -115,6 +115,7 @@ impl Application {
             },
             throttle: crate::chaos::Throttle::new(settings.throttle),
             faults: crate::chaos::Faults::new(settings.faults.clone()),
+            journal: crate::journal::Journal::new(settings.journal_bytes),
         };
         let server = http::server(
             listener,

@@ -78,6 +78,8 @@ pub struct Settings {
     pub throttle: Limits,
     /// Fault rules at start (none by default).
     pub faults: RuleSet,
+    /// The request journal's bound in bytes of entries' JSON (0: no journal).
+    pub journal_bytes: usize,
 }
 
 /// The HTTPS listener.
@@ -118,6 +120,7 @@ impl Settings {
             apps: Vec::new(),
             throttle: Limits::default(),
             faults: RuleSet::default(),
+            journal_bytes: crate::journal::DEFAULT_JOURNAL_BYTES,
         }
     }
 

@@ -17,15 +17,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tenant", &["domain", "store", "codec"]),
     ("identity", &[]),
     ("chaos", &[]),
+    ("journal", &["chaos"]),
     (
         "http",
-        &["domain", "tenant", "metrics", "identity", "chaos"],
+        &[
+            "domain", "tenant", "metrics", "identity", "chaos", "journal",
+        ],
     ),
-    ("config", &["http", "identity", "chaos"]),
+    ("config", &["http", "identity", "chaos", "journal"]),
     (
         "app",
         &[
-            "chaos", "config", "http", "identity", "metrics", "store", "tenant",
+            "chaos", "config", "http", "identity", "journal", "metrics", "store", "tenant",
         ],
     ),
     (
@@ -38,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "domain",
             "http",
             "identity",
+            "journal",
             "sched",
             "store",
             "telemetry",

@@ -31,6 +31,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod identity;
+pub mod journal;
 #[cfg(test)]
 mod layering;
 pub(crate) mod metrics;

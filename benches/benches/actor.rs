@@ -25,7 +25,7 @@ fn actor(c: &mut Criterion) {
     let known = unique_id();
     let created =
         system.block_on(handle.execute(create(&known).expect("a command"), request_meta()));
-    assert!(matches!(created, Ok(WriteOutcome::Created(_))));
+    assert!(matches!(created, Ok(WriteOutcome::Created(..))));
 
     let mut group = c.benchmark_group("actor");
     group.throughput(Throughput::Elements(1));
@@ -50,9 +50,9 @@ fn actor(c: &mut Criterion) {
                     let id = unique_id();
                     let command = create(&id).expect("a command");
                     let created = handle.execute(command, request_meta()).await;
-                    assert!(matches!(created, Ok(WriteOutcome::Created(_))));
+                    assert!(matches!(created, Ok(WriteOutcome::Created(..))));
                     let deleted = handle.execute(delete(&id), request_meta()).await;
-                    assert!(matches!(deleted, Ok(WriteOutcome::Deleted(_))));
+                    assert!(matches!(deleted, Ok(WriteOutcome::Deleted(..))));
                 }
                 started.elapsed()
             })

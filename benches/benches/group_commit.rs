@@ -43,7 +43,7 @@ fn group_commit(c: &mut Criterion) {
                                     for _ in 0..share {
                                         let command = create(&unique_id()).expect("a command");
                                         let created = handle.execute(command, request_meta()).await;
-                                        assert!(matches!(created, Ok(WriteOutcome::Created(_))));
+                                        assert!(matches!(created, Ok(WriteOutcome::Created(..))));
                                     }
                                 })
                             })

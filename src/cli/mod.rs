@@ -4,6 +4,7 @@
 mod log;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -36,6 +37,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only move the bytes"
+)]
 enum Command {
     /// Serve the Graph API (the default).
     Serve(ServeArgs),
@@ -43,6 +48,22 @@ enum Command {
     Token(TokenArgs),
     /// Inspect, replay, verify, export or import the event log of a stopped server.
     Log(log::LogArgs),
+    /// Wait until a server is ready (GET URL/_emulator/ready answers 200): exit 0 then, or
+    /// non-zero with the reason once the timeout passes.
+    Wait(WaitArgs),
+}
+
+#[derive(Debug, Args)]
+struct WaitArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// How long to wait, as `30s`, `2m` or `500ms`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// A CA file to trust for an https URL (the emulator's `<data-dir>/tls/ca.pem`).
+    #[arg(long)]
+    ca: Option<PathBuf>,
 }
 
 /// How requests are tied to tenants.
@@ -132,6 +153,15 @@ struct ServeArgs {
     /// stops the start with the reason. Changeable at run time through /_emulator/faults.
     #[arg(long, env = "USERFLOWS_FAULTS")]
     faults: Option<PathBuf>,
+    /// The request journal's bound, in bytes of its entries' JSON (read at /_emulator/requests;
+    /// the oldest entries go first); 0 keeps no journal.
+    #[arg(long, env = "USERFLOWS_JOURNAL_BYTES", default_value_t = crate::journal::DEFAULT_JOURNAL_BYTES)]
+    journal_bytes: usize,
+    /// Once listening, write the bound addresses to FILE as JSON, {"http": "127.0.0.1:PORT",
+    /// "https": … or null}: with port 0 in --listen or --tls-listen, this is how a script
+    /// learns the ports.
+    #[arg(long, env = "USERFLOWS_PORT_FILE")]
+    port_file: Option<PathBuf>,
     /// Largest create body accepted; larger ones get 413 and store nothing.
     #[arg(long, env = "USERFLOWS_MAX_BODY_BYTES", default_value_t = 65_536)]
     max_body_bytes: usize,
@@ -229,6 +259,7 @@ impl ServeArgs {
             },
         };
         settings.max_body_bytes = self.max_body_bytes;
+        settings.journal_bytes = self.journal_bytes;
         settings.disk_reserve = self.disk_reserve_mib.saturating_mul(1024 * 1024);
         settings.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
         if let Some(workers) = self.workers {
@@ -271,6 +302,7 @@ pub fn run() -> anyhow::Result<()> {
         Some(Command::Token(args)) => token(&args),
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Log(args)) => log::run(args),
+        Some(Command::Wait(args)) => wait(&args),
         None => serve(&cli.serve),
     }
 }
@@ -349,7 +381,72 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             );
             tracing::info!(address = %tls, "HTTPS on https://{tls}/beta/identity/userFlows; {trust}");
         }
+        if let Some(file) = &args.port_file {
+            let ports = serde_json::json!({
+                "http": app.address().to_string(),
+                "https": app.tls_address().map(|a| a.to_string()),
+            });
+            write_port_file(file, &ports.to_string())
+                .with_context(|| format!("cannot write --port-file {}", file.display()))?;
+        }
         app.run_until_stopped().await?;
         Ok(())
     })
+}
+
+/// `userflows-emulator wait`: polls `URL/_emulator/ready` every 100 ms until it answers 200.
+fn wait(args: &WaitArgs) -> anyhow::Result<()> {
+    let mut agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(2));
+    if let Some(ca) = &args.ca {
+        agent = agent.tls_config(Arc::new(client_tls(ca)?));
+    }
+    let agent = agent.build();
+    let url = format!("{}/_emulator/ready", args.url.trim_end_matches('/'));
+    let deadline = std::time::Instant::now() + args.timeout;
+    loop {
+        let last = match agent.get(&url).call() {
+            Ok(answer) if answer.status() == 200 => {
+                println!("ready: {url}");
+                return Ok(());
+            }
+            Ok(answer) => format!("it answered {}", answer.status()),
+            Err(ureq::Error::Status(status, answer)) => {
+                let body = answer.into_string().unwrap_or_default();
+                format!("it answered {status} {}", body.trim())
+            }
+            Err(e) => e.to_string(),
+        };
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{url} was not ready within {}: {last}",
+                humantime::format_duration(args.timeout)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A TLS client configuration trusting the CA certificates in `ca` (PEM) only.
+fn client_tls(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("cannot read --ca {}", ca.display()))?
+    {
+        roots.add(cert.with_context(|| format!("--ca {}", ca.display()))?)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Writes `text` to `file` whole: to a temporary file beside it, then renamed, so a reader
+/// never sees half of it.
+fn write_port_file(file: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut temporary = file.as_os_str().to_owned();
+    temporary.push(".tmp");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, file)
 }

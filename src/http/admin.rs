@@ -1,6 +1,6 @@
 //! The emulator's own routes under `/_emulator/` (never a Graph path): liveness, readiness,
 //! Prometheus metrics, the tenants, a tenant's events (NDJSON), a tenant reset, the throttling
-//! limits and the fault rules. They name
+//! limits, the fault rules and the request journal. They name
 //! the tenant in the path. Health and readiness answer anyone (a balancer's probes); the
 //! others need the admin key when one is set, and without one answer only a loopback peer
 //! whose `Host` names a loopback host, so a web page cannot reach them by DNS rebinding
@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::handlers::read_body;
 use super::{ApiError, AppState, RequestContext};
-use crate::chaos::{Limits, RuleSet};
+use crate::chaos::{Limits, Operation, RuleSet};
+use crate::journal::Filter;
 use crate::metrics::render_value;
 use crate::tenant::{Read, ReadOutcome, TenantId, TenantView};
 
@@ -23,6 +24,8 @@ pub const ADMIN_KEY_HEADER: &str = "X-Emulator-Admin-Key";
 /// (policy) Events answered by one `events` request when no `limit` is given, and at most.
 const DEFAULT_EVENTS_LIMIT: usize = 1_000;
 const MAX_EVENTS_LIMIT: usize = 100_000;
+/// (policy) Journal entries answered by one read when no `limit` is given.
+const DEFAULT_REQUESTS_LIMIT: usize = 1_000;
 
 /// Who may use the admin routes.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +51,9 @@ pub fn scope() -> actix_web::Scope {
         .route("/faults", web::get().to(faults))
         .route("/faults", web::put().to(set_faults))
         .route("/faults", web::delete().to(clear_faults))
+        .route("/requests", web::get().to(requests))
+        .route("/requests", web::delete().to(clear_requests))
+        .route("/requests/summary", web::get().to(requests_summary))
         .default_service(web::to(unknown))
 }
 
@@ -547,4 +553,108 @@ mod tests {
             assert!(!is_loopback_host(host), "{host}");
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RequestsQuery {
+    tenant: Option<String>,
+    client_request_id: Option<String>,
+    operation: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A journal query's `tenant`, read as a token's `tid` is (a GUID lower-cased).
+fn journal_tenant(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(|t| tenant_of(t).map(|t| t.as_str().to_owned()))
+        .transpose()
+}
+
+fn requests_filter(query: &str) -> Result<Filter, ApiError> {
+    let bad = |detail: String| {
+        ApiError::bad_request(format!(
+            "Invalid journal query: {detail} Use tenant, clientRequestId, operation, status \
+             (a number or none), since (RFC 3339) and limit."
+        ))
+    };
+    let query = web::Query::<RequestsQuery>::from_query(query)
+        .map_err(|e| bad(format!("{e}.")))?
+        .into_inner();
+    let operation = query
+        .operation
+        .map(|o| {
+            serde_json::from_value::<Operation>(serde_json::Value::String(o.clone()))
+                .map_err(|_| bad(format!("'{o}' is not an operation.")))
+        })
+        .transpose()?;
+    let status = query
+        .status
+        .map(|s| match s.as_str() {
+            "none" => Ok(None),
+            number => number
+                .parse::<u16>()
+                .map(Some)
+                .map_err(|_| bad(format!("'{s}' is not a status."))),
+        })
+        .transpose()?;
+    let since = query
+        .since
+        .map(|at| {
+            humantime::parse_rfc3339_weak(&at)
+                .map_err(|_| bad(format!("'{at}' is not an RFC 3339 time.")))
+        })
+        .transpose()?;
+    Ok(Filter {
+        tenant: journal_tenant(query.tenant.as_deref())?,
+        client_request_id: query.client_request_id,
+        operation,
+        status,
+        since,
+        limit: query.limit.unwrap_or(DEFAULT_REQUESTS_LIMIT),
+    })
+}
+
+/// The request journal, filtered: `{"enabled", "dropped", "value"}`, oldest first.
+async fn requests(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = check_access(&req, &state).and_then(|()| {
+        let filter = requests_filter(req.query_string())?;
+        Ok(HttpResponse::Ok().json(state.journal.read(&filter)))
+    });
+    respond(&req, result)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantQuery {
+    tenant: Option<String>,
+}
+
+fn tenant_query(query: &str) -> Result<Option<String>, ApiError> {
+    let query = web::Query::<TenantQuery>::from_query(query)
+        .map_err(|e| ApiError::bad_request(format!("Invalid query: {e}. Use tenant=<id>.")))?;
+    journal_tenant(query.tenant.as_deref())
+}
+
+/// Clears the journal, or one tenant's entries.
+async fn clear_requests(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = check_access(&req, &state).and_then(|()| {
+        let tenant = tenant_query(req.query_string())?;
+        state.journal.clear(tenant.as_deref());
+        Ok(HttpResponse::new(StatusCode::NO_CONTENT))
+    });
+    respond(&req, result)
+}
+
+/// A tenant's logical requests: each request with its retries, and whether they waited.
+async fn requests_summary(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = check_access(&req, &state).and_then(|()| {
+        let tenant = tenant_query(req.query_string())?.ok_or_else(|| {
+            ApiError::bad_request("The summary needs a tenant: ?tenant=<id>.".to_owned())
+        })?;
+        let value = state.journal.summary(&tenant);
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "value": value })))
+    });
+    respond(&req, result)
 }

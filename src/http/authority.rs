@@ -12,7 +12,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use super::connection;
-use super::context::RequestContext;
+use super::context::{Asked, RequestContext};
 use super::handlers::{injected_before, read_body};
 use super::response::base_url;
 use super::AppState;
@@ -119,18 +119,18 @@ fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpRespo
     builder
 }
 
-/// Runs one identity route with its request context (ids, metrics, log line).
+/// Runs one identity route with its request context (ids, metrics, log line, journal).
 async fn answered(
     req: &HttpRequest,
     state: &AppState,
+    context: &RequestContext,
     route: impl std::future::Future<Output = Result<HttpResponse, IdentityError>>,
 ) -> HttpResponse {
     let started = std::time::Instant::now();
-    let context = RequestContext::new(req.headers());
     context.set_route(RouteLabel::Identity);
     let mut response = match route.await {
         Ok(response) => response,
-        Err(error) => error.respond(&context),
+        Err(error) => error.respond(context),
     };
     context.finish(
         req.method(),
@@ -139,6 +139,7 @@ async fn answered(
         &mut response,
         started,
     );
+    context.record(&state.journal, Asked::of(req), &response, None);
     connection::carry_out(req, response).await
 }
 
@@ -166,7 +167,8 @@ fn path_tenant(raw: &str) -> Result<String, IdentityError> {
 }
 
 async fn method_not_allowed(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    answered(&req, &state, async {
+    let context = RequestContext::new(req.headers());
+    answered(&req, &state, &context, async {
         Err(IdentityError::invalid_request(
             900_561,
             format!(
@@ -188,7 +190,8 @@ async fn openid_configuration(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    answered(&req, &state, async {
+    let context = RequestContext::new(req.headers());
+    answered(&req, &state, &context, async {
         let tenant = path_tenant(&path)?;
         let base = base_url(&req);
         let issuer_tenant = if NOT_A_TENANT.contains(&tenant.as_str()) {
@@ -225,7 +228,8 @@ async fn keys(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    answered(&req, &state, async {
+    let context = RequestContext::new(req.headers());
+    answered(&req, &state, &context, async {
         path_tenant(&path)?;
         Ok(HttpResponse::Ok().json(state.identity.key.jwks()))
     })
@@ -238,7 +242,8 @@ async fn token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    answered(&req, &state, async {
+    let context = RequestContext::new(req.headers());
+    answered(&req, &state, &context, async {
         let tenant = path_tenant(&path)?;
         if NOT_A_TENANT.contains(&tenant.as_str()) {
             return Err(IdentityError::invalid_request(
@@ -249,7 +254,11 @@ async fn token(
                 ),
             ));
         }
-        let form = read_form(&req, payload, &state).await?;
+        context.note(|n| {
+            n.tenant = Some(tenant.as_str().into());
+            n.operation = Some(Operation::Token);
+        });
+        let form = read_form(&req, payload, &state, &context).await?;
         let field = |name: &str| {
             form.iter()
                 .find(|(k, _)| k == name)
@@ -271,9 +280,11 @@ async fn token(
             .map(str::to_owned)
             .or_else(|| basic.as_ref().map(|(id, _)| id.clone()))
             .ok_or_else(|| IdentityError::missing("client_id"))?;
+        context.note(|n| n.app = Some(client_id.as_str().into()));
         let fault = state
             .faults
             .decide(Some(Operation::Token), Some(&tenant), Some(&client_id));
+        context.note_fault(fault.as_ref());
         let who = format!("token request of {client_id}");
         match injected_before(fault, &who).await {
             Some((
@@ -325,6 +336,7 @@ async fn read_form(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    context: &RequestContext,
 ) -> Result<Vec<(String, String)>, IdentityError> {
     let body = actix_web::rt::time::timeout(
         state.body_timeout,
@@ -343,6 +355,7 @@ async fn read_form(
             ),
         )
     })?;
+    context.note_body(&state.journal, &body);
     serde_urlencoded::from_bytes(&body).map_err(|_| {
         IdentityError::invalid_request(
             900_144,

@@ -19,15 +19,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::auth::{caller_of, Access};
+use super::auth::{caller_of, Access, Caller};
 use super::connection;
-use super::context::RequestContext;
+use super::context::{Asked, RequestContext};
 use super::error::ApiError;
 use super::handlers::{injected_before, read_body, serve, Body, GraphRequest};
 use super::query::parse_none;
 use super::response;
 use super::AppState;
 use crate::chaos::Operation;
+use crate::journal::BatchItem;
 
 /// The most requests one batch may hold, as on Graph.
 pub const MAX_REQUESTS: usize = 20;
@@ -92,12 +93,14 @@ pub(super) async fn run(
     }
     // One 401 for the whole batch: nothing in it runs without a valid token.
     let caller = caller_of(request.headers, &state.auth, Access::Token)?;
+    context.note_caller(&caller);
     // The envelope meets only rules naming `batch`; its items meet their own.
     let fault = state.faults.decide(
         Some(Operation::Batch),
         Some(caller.tenant.as_str()),
         caller.app.as_deref(),
     );
+    context.note_fault(fault.as_ref());
     if let Some((failure, _)) = injected_before(fault, &context.request_id).await {
         return Err(failure.into());
     }
@@ -120,9 +123,16 @@ pub(super) async fn run(
         .freeze(),
         Body::Bytes(_) => return Err(malformed("a $batch cannot be nested.")),
     };
+    context.note_body(&state.journal, &body);
     require_json(request.headers)?;
     let items = parse(&body, request.base, request.headers)?;
-    let answers = execute(&items, state, request.base).await;
+    let batch = Batch {
+        state,
+        base: request.base,
+        envelope: context.request_id,
+        caller: &caller,
+    };
+    let answers = execute(&items, &batch).await;
     // An item that met a transport fault breaks the batch's own connection.
     if let Some(transport) = answers.iter().flatten().find_map(connection::severed_by) {
         return Err(ApiError::Severed(transport));
@@ -367,7 +377,25 @@ fn run_order(items: &[Item]) -> Vec<usize> {
 type Running<'a> = Pin<Box<dyn Future<Output = HttpResponse> + 'a>>;
 
 /// Runs the items; the answers in request order.
-async fn execute(items: &[Item], state: &AppState, base: &str) -> Vec<Option<HttpResponse>> {
+/// What every item of one batch shares.
+struct Batch<'a> {
+    state: &'a AppState,
+    base: &'a str,
+    /// The envelope's request id.
+    envelope: uuid::Uuid,
+    caller: &'a Caller,
+}
+
+impl Batch<'_> {
+    fn item(&self, item: &Item) -> BatchItem {
+        BatchItem {
+            request_id: self.envelope,
+            item_id: item.id.as_str().into(),
+        }
+    }
+}
+
+async fn execute(items: &[Item], batch: &Batch<'_>) -> Vec<Option<HttpResponse>> {
     let mut answers: Vec<Option<HttpResponse>> = (0..items.len()).map(|_| None).collect();
     let mut running: Vec<(usize, Running<'_>)> = Vec::new();
     for at in run_order(items) {
@@ -386,10 +414,10 @@ async fn execute(items: &[Item], state: &AppState, base: &str) -> Vec<Option<Htt
                 "The request '{}' depends on '{}', which failed.",
                 item.id, items[failed].id
             ));
-            answers[at] = Some(refused(item, &error));
+            answers[at] = Some(refused(item, &error, batch));
             continue;
         }
-        let mut future: Running<'_> = Box::pin(run_item(item, state, base));
+        let mut future: Running<'_> = Box::pin(run_item(item, batch));
         // Polled once now: the request reaches its tenant before the next one is made, so the
         // tenant decides them in request order.
         let answer = match std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
@@ -422,24 +450,37 @@ async fn settle(running: &mut Vec<(usize, Running<'_>)>, answers: &mut [Option<H
     }
 }
 
-/// The answer of an item refused before it is served: the error with the item's own ids.
-fn refused(item: &Item, error: &ApiError) -> HttpResponse {
+/// The answer of an item refused before it is served: the error with the item's own ids,
+/// recorded in the journal as the batch's caller.
+fn refused(item: &Item, error: &ApiError, batch: &Batch<'_>) -> HttpResponse {
     let context = RequestContext::new(&item.headers);
     let mut answer = error.respond(&context);
     context.stamp(&mut answer);
+    context.note_caller(batch.caller);
+    let (path, query) = item
+        .target
+        .as_ref()
+        .map_or(("", ""), |(path, query)| (path.as_str(), query.as_str()));
+    let asked = Asked {
+        method: &item.method,
+        path,
+        query,
+        headers: &item.headers,
+    };
+    context.record(&batch.state.journal, asked, &answer, Some(batch.item(item)));
     answer
 }
 
-async fn run_item(item: &Item, state: &AppState, base: &str) -> HttpResponse {
+async fn run_item(item: &Item, batch: &Batch<'_>) -> HttpResponse {
     let (path, query) = match &item.target {
         Ok(target) => target,
-        Err(reason) => return refused(item, &ApiError::bad_request(reason.clone())),
+        Err(reason) => return refused(item, &ApiError::bad_request(reason.clone()), batch),
     };
     if item.body.is_some() && !item.headers.contains_key(header::CONTENT_TYPE) {
         let error = ApiError::UnsupportedMediaType(
             "A batch request with a body needs a Content-Type header.".to_owned(),
         );
-        return refused(item, &error);
+        return refused(item, &error, batch);
     }
     let body = item
         .body
@@ -451,10 +492,11 @@ async fn run_item(item: &Item, state: &AppState, base: &str) -> HttpResponse {
             path,
             query,
             headers: &item.headers,
-            base,
+            base: batch.base,
             body: Body::Bytes(body),
+            batch: Some(batch.item(item)),
         },
-        state,
+        batch.state,
     )
     .await
 }

@@ -3,9 +3,10 @@
 //! debug log line and one metrics count per request. The Graph handler makes and finishes its
 //! context itself; the admin scope's middleware does it for the admin routes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -15,6 +16,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest, HttpResponse};
 
 use super::AppState;
+use crate::chaos::{Effect, Failure, Fault, Injected, Latency, Operation};
+use crate::journal::{BatchItem, Entry, FaultNote, Journal, Throttled};
 use crate::metrics::RouteLabel;
 use crate::tenant::RequestMeta;
 
@@ -39,6 +42,42 @@ pub struct RequestContext {
     /// The client sent a `client-request-id` over [`MAX_CLIENT_REQUEST_ID`]; it is neither
     /// echoed nor kept, and the request is refused.
     pub(super) client_request_id_too_long: bool,
+    arrived: SystemTime,
+    started: Instant,
+    /// What the journal records beyond the ids, noted as the request is served.
+    notes: RefCell<Notes>,
+}
+
+/// A request as the journal records it: method, path, query and headers.
+#[derive(Clone, Copy)]
+pub(super) struct Asked<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> Asked<'a> {
+    pub(super) fn of(req: &'a HttpRequest) -> Self {
+        Self {
+            method: req.method(),
+            path: req.path(),
+            query: req.query_string(),
+            headers: req.headers(),
+        }
+    }
+}
+
+/// What the request journal records of a request beyond its ids and answer.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Notes {
+    pub tenant: Option<Box<str>>,
+    pub app: Option<Box<str>>,
+    pub operation: Option<Operation>,
+    pub body_digest: Option<Box<str>>,
+    pub throttled: Option<u64>,
+    pub fault: Option<FaultNote>,
+    pub seq: Option<u64>,
 }
 
 impl RequestContext {
@@ -60,7 +99,114 @@ impl RequestContext {
             client_request_id,
             route: Cell::new(None),
             client_request_id_too_long,
+            arrived: SystemTime::now(),
+            started: Instant::now(),
+            notes: RefCell::new(Notes::default()),
         }
+    }
+
+    /// Notes something the journal will record of this request.
+    pub(super) fn note(&self, change: impl FnOnce(&mut Notes)) {
+        change(&mut self.notes.borrow_mut());
+    }
+
+    /// Notes the tenant and app a request came from.
+    pub(super) fn note_caller(&self, caller: &super::Caller) {
+        self.note(|n| {
+            n.tenant = Some(caller.tenant.as_str().into());
+            n.app = caller.app.as_deref().map(Into::into);
+        });
+    }
+
+    /// Notes the digest of the request's body, when a journal keeps it.
+    pub(super) fn note_body(&self, journal: &Journal, body: &[u8]) {
+        if journal.enabled() {
+            use sha2::{Digest, Sha256};
+            let digest = Sha256::digest(body);
+            let hex = digest[..8].iter().fold(String::new(), |mut hex, b| {
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
+            self.note(|n| n.body_digest = Some(hex.into()));
+        }
+    }
+
+    /// Notes the fault rule a request met.
+    pub(super) fn note_fault(&self, decided: Option<&Injected>) {
+        let Some(Injected { rule, fault }) = decided else {
+            return;
+        };
+        let mut effect = Effect::default();
+        match fault {
+            Fault::Latency(wait) => {
+                effect.latency_ms = Some(Latency::Fixed(wait.as_millis() as u64));
+            }
+            Fault::Fail {
+                failure,
+                after_commit,
+            } => {
+                effect.after_commit = *after_commit;
+                match failure {
+                    Failure::Status {
+                        status,
+                        retry_after,
+                    } => {
+                        effect.status = Some(*status);
+                        effect.retry_after = *retry_after;
+                    }
+                    Failure::Transport(transport) => effect.transport = Some(*transport),
+                }
+            }
+        }
+        let rule = std::sync::Arc::clone(rule);
+        self.note(|n| n.fault = Some(FaultNote { rule, effect }));
+    }
+
+    /// Records the request and its answer in `journal` (when it keeps entries).
+    pub(super) fn record(
+        &self,
+        journal: &Journal,
+        request: Asked<'_>,
+        response: &HttpResponse,
+        batch: Option<BatchItem>,
+    ) {
+        let Asked {
+            method,
+            path,
+            query,
+            headers,
+        } = request;
+        if !journal.enabled() {
+            return;
+        }
+        let notes = self.notes.take();
+        let severed = response
+            .extensions()
+            .contains::<super::connection::Severed>();
+        let path = if query.is_empty() {
+            path.into()
+        } else {
+            format!("{path}?{query}").into()
+        };
+        journal.record(Entry {
+            at: self.arrived,
+            tenant: notes.tenant,
+            app: notes.app,
+            operation: notes.operation,
+            method: method.as_str().into(),
+            path,
+            status: (!severed).then(|| response.status().as_u16()),
+            duration: self.started.elapsed(),
+            request_id: self.request_id,
+            client_request_id: self.client_request_id.as_deref().map(Into::into),
+            retry_attempt: header_number(headers, "retry-attempt"),
+            body_digest: notes.body_digest,
+            batch,
+            throttled: notes.throttled.map(|retry_after| Throttled { retry_after }),
+            fault: notes.fault,
+            seq: notes.seq,
+            retry_after: header_number(response.headers(), "retry-after"),
+        });
     }
 
     /// The request id as text.
@@ -146,6 +292,14 @@ impl RequestContext {
             "request"
         );
     }
+}
+
+/// A header's value read as a number.
+fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Middleware of the admin scope: creates the context, then stamps, counts and logs the

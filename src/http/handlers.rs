@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use super::auth::{caller_of, Access};
 use super::body::parse_create_body;
-use super::context::{RequestContext, MAX_CLIENT_REQUEST_ID};
+use super::context::{Asked, RequestContext, MAX_CLIENT_REQUEST_ID};
 use super::error::ApiError;
 use super::query::{parse_count, parse_get, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
@@ -34,6 +34,8 @@ pub(super) struct GraphRequest<'a> {
     /// `scheme://host` as the client reached us.
     pub base: &'a str,
     pub body: Body,
+    /// For a `$batch` item, which batch and item it is (for the request journal).
+    pub batch: Option<crate::journal::BatchItem>,
 }
 
 /// A request body: streamed from the connection, or already read (a batch item's).
@@ -56,6 +58,7 @@ pub(super) async fn graph(
         headers: req.headers(),
         base: &base,
         body: Body::Stream(payload),
+        batch: None,
     };
     if !batch::is_batch_path(request.path) {
         let response = serve(request, &state).await;
@@ -64,6 +67,7 @@ pub(super) async fn graph(
     let started = Instant::now();
     let context = RequestContext::new(req.headers());
     context.set_route(RouteLabel::Batch);
+    context.note(|n| n.operation = Some(Operation::Batch));
     let mut response = batch::run(request, &state, &context)
         .await
         .unwrap_or_else(|error| error.respond(&context));
@@ -74,6 +78,7 @@ pub(super) async fn graph(
         &mut response,
         started,
     );
+    context.record(&state.journal, Asked::of(&req), &response, None);
     connection::carry_out(&req, response).await
 }
 
@@ -83,11 +88,19 @@ pub(super) async fn serve(request: GraphRequest<'_>, state: &AppState) -> HttpRe
     let started = Instant::now();
     let context = RequestContext::new(request.headers);
     let method = request.method.clone();
-    let path = request.path.to_owned();
+    let (path, query, headers) = (request.path, request.query, request.headers);
+    let batch = request.batch.clone();
     let mut response = route_request(request, state, &context)
         .await
         .unwrap_or_else(|error| error.respond(&context));
-    context.finish(&method, &path, Some(state), &mut response, started);
+    context.finish(&method, path, Some(state), &mut response, started);
+    let asked = Asked {
+        method: &method,
+        path,
+        query,
+        headers,
+    };
+    context.record(&state.journal, asked, &response, batch);
     response
 }
 
@@ -102,6 +115,7 @@ async fn route_request(
         )));
     }
     let caller = caller_of(request.headers, &state.auth, Access::of(&request.method))?;
+    context.note_caller(&caller);
     let target = route::parse(request.path);
     let method = request.method.clone();
     let label = match &target {
@@ -113,14 +127,6 @@ async fn route_request(
         _ => RouteLabel::Other,
     };
     context.set_route(label);
-    // Every authenticated request counts, whatever its answer would be; a throttled one
-    // changes nothing.
-    state
-        .throttle
-        .admit(caller.tenant.as_str(), caller.app.as_deref())
-        .map_err(|throttled| ApiError::Throttled {
-            retry_after_secs: throttled.retry_after_secs,
-        })?;
     let operation = match label {
         RouteLabel::Create => Some(Operation::Create),
         RouteLabel::List => Some(Operation::List),
@@ -129,16 +135,30 @@ async fn route_request(
         RouteLabel::Delete => Some(Operation::Delete),
         _ => None,
     };
+    context.note(|n| n.operation = operation);
+    // Every authenticated request counts, whatever its answer would be; a throttled one
+    // changes nothing.
+    if let Err(throttled) = state
+        .throttle
+        .admit(caller.tenant.as_str(), caller.app.as_deref())
+    {
+        context.note(|n| n.throttled = Some(throttled.retry_after_secs));
+        let refusal = ApiError::Throttled {
+            retry_after_secs: throttled.retry_after_secs,
+        };
+        return Err(unread(request, state, context, refusal).await);
+    }
     let fault = state.faults.decide(
         operation,
         Some(caller.tenant.as_str()),
         caller.app.as_deref(),
     );
+    context.note_fault(fault.as_ref());
     let mut after_commit = None;
     if let Some((failure, later)) = injected_before(fault, &context.request_id).await {
         let injected = ApiError::from(failure);
         if !later {
-            return Err(injected);
+            return Err(unread(request, state, context, injected).await);
         }
         after_commit = Some(injected);
     }
@@ -149,6 +169,33 @@ async fn route_request(
         (Ok(response), Some(injected)) if response.status().is_success() => Err(injected),
         (answer, _) => answer,
     }
+}
+
+/// `refusal`, for a request refused before its body was read; when a journal keeps entries,
+/// the body is read first (within the limits, as a create's would be) for its digest, so that
+/// a retry of it can be told from another request.
+async fn unread(
+    request: GraphRequest<'_>,
+    state: &AppState,
+    context: &RequestContext,
+    refusal: ApiError,
+) -> ApiError {
+    if state.journal.enabled() {
+        match request.body {
+            Body::Bytes(bytes) if !bytes.is_empty() => context.note_body(&state.journal, &bytes),
+            Body::Bytes(_) => {}
+            Body::Stream(payload) => {
+                let read = read_body(request.headers, payload, state.max_body_bytes);
+                if let Ok(Ok(bytes)) = actix_web::rt::time::timeout(state.body_timeout, read).await
+                {
+                    if !bytes.is_empty() {
+                        context.note_body(&state.journal, &bytes);
+                    }
+                }
+            }
+        }
+    }
+    refusal
 }
 
 /// Carries out a fault decided before the operation: logs it, waits out a latency and answers
@@ -240,14 +287,16 @@ async fn create(
         }
         Body::Bytes(bytes) => BytesMut::from(bytes.as_ref()),
     };
+    context.note_body(&state.journal, &body);
     let command = parse_create_body(&body)?;
     let outcome = state
         .registry
         .execute(tenant, Command::Create(command), context.meta())
         .await?;
-    let WriteOutcome::Created(flow) = outcome else {
+    let WriteOutcome::Created(flow, seq) = outcome else {
         return Err(ApiError::Internal("a create did not create".to_owned()));
     };
+    context.note(|n| n.seq = Some(seq));
     let base = request.base;
     let mut response = response::entity(StatusCode::CREATED, base, &flow)?;
     let id = flow.id.as_str();
@@ -270,10 +319,13 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     parse_none(request.query)?;
     let command = Command::Delete(DeleteUserFlow { id });
-    state
+    if let WriteOutcome::Deleted(_, seq) = state
         .registry
         .execute(tenant, command, context.meta())
-        .await?;
+        .await?
+    {
+        context.note(|n| n.seq = Some(seq));
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

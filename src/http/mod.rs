@@ -52,6 +52,8 @@ pub struct AppState {
     pub throttle: crate::chaos::Throttle,
     /// The fault rules in force (none by default).
     pub faults: crate::chaos::Faults,
+    /// The request journal (`/_emulator/requests`).
+    pub journal: crate::journal::Journal,
 }
 
 /// How long a client may take to send a request's head (then 408), and an idle keep-alive

@@ -389,7 +389,7 @@ impl TenantActor {
             let answer = decision.map(|event| {
                 self.apply(seq, &event);
                 self.pending.settle(seq, &event);
-                outcome(event)
+                outcome(seq, event)
             });
             let _ = reply.send(answer);
         }
@@ -442,7 +442,7 @@ impl TenantActor {
         let (seq, event) = self.decide_and_stage(command, meta)?;
         self.apply(seq, &event);
         match &self.health {
-            Health::Ready(_) => Ok(outcome(event)),
+            Health::Ready(_) => Ok(outcome(seq, event)),
             // A snapshot's write of the batch failed: this event is lost too.
             Health::Broken(reason) => Err(TenantError::Storage(reason.clone())),
         }
@@ -547,10 +547,10 @@ impl TenantActor {
     }
 }
 
-fn outcome(event: UserFlowEvent) -> WriteOutcome {
+fn outcome(seq: u64, event: UserFlowEvent) -> WriteOutcome {
     match event {
-        UserFlowEvent::Created(flow) => WriteOutcome::Created(flow),
-        UserFlowEvent::Deleted { id } => WriteOutcome::Deleted(id),
+        UserFlowEvent::Created(flow) => WriteOutcome::Created(flow, seq),
+        UserFlowEvent::Deleted { id } => WriteOutcome::Deleted(id, seq),
     }
 }
 

@@ -85,11 +85,11 @@ pub struct RequestMeta {
     pub client_request_id: Option<String>,
 }
 
-/// What a write did.
+/// What a write did, and the position of the event it appended in its tenant's log.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
-    Created(UserFlow),
-    Deleted(UserFlowId),
+    Created(UserFlow, u64),
+    Deleted(UserFlowId, u64),
 }
 
 /// A page of a listing, as the HTTP layer parsed it.

@@ -245,7 +245,10 @@ async fn nothing_decided_against_a_pending_write_is_seen_before_its_flush() {
     settle().await;
     assert!(!first.is_finished() && !duplicate.is_finished());
     log.complete_flush();
-    assert!(matches!(first.await.unwrap(), Ok(WriteOutcome::Created(_))));
+    assert!(matches!(
+        first.await.unwrap(),
+        Ok(WriteOutcome::Created(..))
+    ));
     assert!(matches!(
         duplicate.await.unwrap(),
         Err(TenantError::Domain(
@@ -276,7 +279,7 @@ async fn the_creates_queued_in_one_pass_are_one_write_and_answered_after_its_flu
     let mut statuses = Vec::new();
     for c in creates {
         statuses.push(match c.await.unwrap() {
-            Ok(WriteOutcome::Created(flow)) => flow.id.as_str().to_owned(),
+            Ok(WriteOutcome::Created(flow, _)) => flow.id.as_str().to_owned(),
             Err(TenantError::Domain(_)) => "refused".to_owned(),
             other => panic!("{other:?}"),
         });
@@ -343,7 +346,7 @@ async fn written_behind_events_are_answered_and_read_at_once_then_written_within
     let (log, registry, handle) = tenant_over(Commit::OnAppend);
     assert!(matches!(
         handle.execute(create("a"), meta()).await,
-        Ok(WriteOutcome::Created(_))
+        Ok(WriteOutcome::Created(..))
     ));
     assert!(matches!(
         handle.read(Read::Count(None)).await,
@@ -370,7 +373,7 @@ async fn written_behind_a_full_batch_is_one_write_and_the_rest_follows_on_the_ti
     let creates = queue_creates(&handle, &ids).await;
     release.send(()).unwrap();
     for c in creates {
-        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(..))));
     }
     let started = std::time::Instant::now();
     while stored(&log) < MAX_BATCH + 1 {
@@ -404,7 +407,7 @@ async fn written_behind_a_summary_read_writes_every_answered_event_first() {
     assert_eq!((summary.applied_seq, stored(&log)), (2, 2));
     let mut answers = Vec::new();
     for c in creates {
-        answers.push(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        answers.push(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(..))));
     }
     assert_eq!(answers, [true, true, false], "the duplicate is refused");
     registry.shutdown();
@@ -417,7 +420,7 @@ async fn written_behind_a_stopping_server_writes_what_it_answered() {
     let creates = queue_creates(&handle, &["a", "b"]).await;
     release.send(()).unwrap();
     for c in creates {
-        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(..))));
     }
     registry.shutdown();
     assert_eq!(stored(&log), 2);
@@ -435,7 +438,7 @@ async fn a_stopping_server_makes_the_writes_waiting_for_a_flush_durable_and_answ
     // The group commit never completes: the actor flushes as it goes.
     registry.shutdown();
     for c in creates {
-        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(..))));
     }
     assert_eq!(stored(&log), 2);
 }
@@ -454,7 +457,7 @@ async fn written_behind_a_failed_write_makes_the_tenant_unavailable() {
     }
     release.send(()).unwrap();
     for c in creates {
-        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(_))));
+        assert!(matches!(c.await.unwrap(), Ok(WriteOutcome::Created(..))));
     }
     let Ok(ReadOutcome::Summary(summary)) = summary.await.unwrap() else {
         panic!("no summary");
@@ -789,7 +792,10 @@ async fn a_tenant_with_a_write_waiting_for_its_flush_is_not_parked_until_it_is_d
     actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(is_parked(&registry, &tenant).is_none());
     log.complete_flush();
-    assert!(matches!(write.await.unwrap(), Ok(WriteOutcome::Created(_))));
+    assert!(matches!(
+        write.await.unwrap(),
+        Ok(WriteOutcome::Created(..))
+    ));
     let summary = parked(&registry, &tenant).await;
     assert_eq!((summary.applied_seq, summary.flows), (1, 1));
     assert_eq!(count(&registry, &tenant).await, 1);

@@ -17,6 +17,7 @@ mod fuzz_corpus;
 
 mod helpers;
 mod identity;
+mod journal;
 mod log_cli;
 mod query;
 mod read;
