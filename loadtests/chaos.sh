@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# What throttling and fault rules cost when they never trigger, in ONE run, and the fault rate
+# What throttling, fault rules and the request journal cost, in ONE run, and the fault rate
 # rules realise:
-# - durable creates against three servers of the same build: both off; throttling on with
-#   limits never reached; a fault rule set that never matches a create;
+# - durable creates against four servers of the same build: the defaults (throttling and faults
+#   off, the journal on at its default 16 MiB); throttling on with limits never reached; a
+#   fault rule set that never matches a create; the journal off (--journal-bytes 0);
 # - for probabilities 0.01, 0.1 and 0.5, a seeded rule on `get` and at least MIN_REQUESTS gets:
 #   the share that met the fault, read from the rule's own counts, against the configured one.
 #
@@ -11,14 +12,14 @@
 #
 # Each round measures the three targets in a rotated order. Traffic goes to 127.0.0.1 only;
 # every server is stopped by PID at exit. Environment: ROUNDS (3), DURATION (8), WARMUP (2),
-# CONNECTIONS (64), BASE_PORT (18200: uses BASE_PORT..BASE_PORT+2), MIN_REQUESTS (100000).
+# CONNECTIONS (64), BASE_PORT (18200: uses BASE_PORT..BASE_PORT+3), MIN_REQUESTS (100000).
 set -euo pipefail
 NAME=chaos
 source "$(dirname "$0")/common.sh"
 ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-8}"; WARMUP="${WARMUP:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"; BASE_PORT="${BASE_PORT:-18200}"; MIN_REQUESTS="${MIN_REQUESTS:-100000}"
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install -y wrk)" >&2; exit 1; }
-OFF=$BASE_PORT; THROTTLED=$((BASE_PORT + 1)); FAULTED=$((BASE_PORT + 2))
+OFF=$BASE_PORT; THROTTLED=$((BASE_PORT + 1)); FAULTED=$((BASE_PORT + 2)); UNJOURNALED=$((BASE_PORT + 3))
 PIDS=()
 stop_all() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null && wait "$p" || true; done; }
 trap 'stop_all; cleanup' EXIT
@@ -37,7 +38,10 @@ PIDS+=($!)
 "$BIN" --listen "127.0.0.1:$FAULTED" --data-dir "$TMP/faulted" --faults "$TMP/faults.json" \
     >"$TMP/faulted.log" 2>&1 &
 PIDS+=($!)
-for port in $OFF $THROTTLED $FAULTED; do wait_ready "$port" >/dev/null; done
+"$BIN" --listen "127.0.0.1:$UNJOURNALED" --data-dir "$TMP/unjournaled" --journal-bytes 0 \
+    >"$TMP/unjournaled.log" 2>&1 &
+PIDS+=($!)
+for port in $OFF $THROTTLED $FAULTED $UNJOURNALED; do wait_ready "$port" >/dev/null; done
 TOKEN=$("$BIN" token --tenant bench-tenant)
 
 # rps PORT: creates per second against one server (after a warm-up); every answer a 201.
@@ -54,22 +58,24 @@ rps() {
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
-PORTS=("$OFF" "$THROTTLED" "$FAULTED")
-: >"$TMP/throttle.ratios"; : >"$TMP/faults.ratios"
-echo "| round | both off req/s | throttling on req/s | fault rules on req/s | throttling/off | faults/off |"
-echo "|---|---|---|---|---|---|"
+PORTS=("$OFF" "$THROTTLED" "$FAULTED" "$UNJOURNALED")
+: >"$TMP/throttle.ratios"; : >"$TMP/faults.ratios"; : >"$TMP/journal.ratios"
+echo "| round | defaults req/s | throttling on req/s | fault rules on req/s | journal off req/s | throttling/defaults | faults/defaults | journal on/off |"
+echo "|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$ROUNDS"); do
     declare -A got=()
-    for i in 0 1 2; do
-        port=${PORTS[$(((i + round - 1) % 3))]}
+    for i in 0 1 2 3; do
+        port=${PORTS[$(((i + round - 1) % 4))]}
         got[$port]=$(rps "$port")
     done
     t=$(ratio "${got[$THROTTLED]}" "${got[$OFF]}"); f=$(ratio "${got[$FAULTED]}" "${got[$OFF]}")
-    echo "$t" >>"$TMP/throttle.ratios"; echo "$f" >>"$TMP/faults.ratios"
-    echo "| $round | ${got[$OFF]} | ${got[$THROTTLED]} | ${got[$FAULTED]} | $t | $f |"
+    j=$(ratio "${got[$OFF]}" "${got[$UNJOURNALED]}")
+    echo "$t" >>"$TMP/throttle.ratios"; echo "$f" >>"$TMP/faults.ratios"; echo "$j" >>"$TMP/journal.ratios"
+    echo "| $round | ${got[$OFF]} | ${got[$THROTTLED]} | ${got[$FAULTED]} | ${got[$UNJOURNALED]} | $t | $f | $j |"
 done
 echo
-echo "median throttling/off: $(median <"$TMP/throttle.ratios")  median faults/off: $(median <"$TMP/faults.ratios")"
+echo "median throttling/defaults: $(median <"$TMP/throttle.ratios")  median faults/defaults: $(median <"$TMP/faults.ratios")  median journal on/off: $(median <"$TMP/journal.ratios")"
+[[ -n "${SKIP_RATES:-}" ]] && exit 0
 echo
 echo "| probability | requests that reached the rule | faults | realised rate | 3 standard errors |"
 echo "|---|---|---|---|---|"

@@ -6,40 +6,39 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-#[cfg(test)]
-use std::time::UNIX_EPOCH;
 use std::time::{Duration, SystemTime};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::chaos::{Effect, Operation};
 
 /// (policy) The journal's default bound: 16 MiB of entries' JSON.
 pub const DEFAULT_JOURNAL_BYTES: usize = 16 << 20;
 
-/// One answered request.
+/// One answered request, as it is recorded (borrowing what it can from the request).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Entry {
+pub struct Entry<'a> {
     /// When the request arrived.
     #[serde(serialize_with = "rfc3339_millis")]
     pub at: SystemTime,
-    pub tenant: Option<Box<str>>,
-    pub app: Option<Box<str>>,
+    pub tenant: Option<&'a str>,
+    pub app: Option<&'a str>,
     pub operation: Option<Operation>,
-    pub method: Box<str>,
-    /// The path with its query, as sent.
-    pub path: Box<str>,
+    pub method: &'a str,
+    /// The path and its query, as sent.
+    pub path: PathAndQuery<'a>,
     /// `None`: no answer (a fault rule broke the connection).
     pub status: Option<u16>,
     #[serde(rename = "durationMs", serialize_with = "millis")]
     pub duration: Duration,
     #[serde(serialize_with = "hyphenated")]
     pub request_id: uuid::Uuid,
-    pub client_request_id: Option<Box<str>>,
+    pub client_request_id: Option<&'a str>,
     pub retry_attempt: Option<u32>,
-    /// SHA-256 of the request body, the first 8 bytes in hex.
-    pub body_digest: Option<Box<str>>,
+    /// The first 8 bytes of the SHA-256 of the request body, shown in hex.
+    #[serde(serialize_with = "optional_hex")]
+    pub body_digest: Option<[u8; 8]>,
     pub batch: Option<BatchItem>,
     pub throttled: Option<Throttled>,
     pub fault: Option<FaultNote>,
@@ -48,6 +47,23 @@ pub struct Entry {
     /// The answer's `Retry-After`, in seconds (for the summary; not an entry field).
     #[serde(skip)]
     pub retry_after: Option<u64>,
+}
+
+/// A request's path and query, shown as `path?query` (just `path` without a query).
+#[derive(Debug, Clone, Copy)]
+pub struct PathAndQuery<'a> {
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+impl Serialize for PathAndQuery<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.query.is_empty() {
+            s.serialize_str(self.path)
+        } else {
+            s.collect_str(&format_args!("{}?{}", self.path, self.query))
+        }
+    }
 }
 
 /// Which batch, and which of its items, an entry is.
@@ -69,13 +85,30 @@ pub struct Throttled {
 /// The fault rule a request met, and the effect it had.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultNote {
-    #[serde(serialize_with = "shared_str")]
+    #[serde(serialize_with = "shared")]
     pub rule: Arc<str>,
     pub effect: Effect,
 }
 
-fn shared_str<S: Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+fn shared<S: Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(text)
+}
+
+#[expect(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes the field by reference"
+)]
+fn optional_hex<S: Serializer>(bytes: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Error> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let Some(bytes) = bytes else {
+        return s.serialize_none();
+    };
+    let mut hex = [0u8; 16];
+    for (i, b) in bytes.iter().enumerate() {
+        hex[2 * i] = DIGITS[usize::from(b >> 4)];
+        hex[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+    s.serialize_str(std::str::from_utf8(&hex).unwrap_or_default())
 }
 
 fn rfc3339_millis<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -91,33 +124,32 @@ fn hyphenated<S: Serializer>(id: &uuid::Uuid, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(id.hyphenated().encode_lower(&mut buffer))
 }
 
-/// Counts the bytes written to it.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// A kept entry: its JSON (one allocation), and beside it what reads filter on: the tenant and
+/// client request id as hashes (a match is checked against the JSON), so that keeping an
+/// entry allocates once and touches nothing another thread shares.
+#[derive(Debug)]
+struct Stored {
+    at: SystemTime,
+    answered: SystemTime,
+    tenant: Option<u64>,
+    client_request_id: Option<u64>,
+    operation: Option<Operation>,
+    status: Option<u16>,
+    retry_after: Option<u64>,
+    json: Box<[u8]>,
 }
 
-impl Entry {
-    /// The length of its JSON encoding: what it counts against the bound.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        let mut counter = Counter(0);
-        match serde_json::to_writer(&mut counter, self) {
-            Ok(()) => counter.0,
-            Err(_) => 0,
-        }
-    }
-
-    fn answered_at(&self) -> SystemTime {
-        self.at + self.duration
-    }
+/// The fields of a kept entry that reads take back from its JSON.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Kept {
+    tenant: Option<String>,
+    client_request_id: Option<String>,
+    app: Option<String>,
+    method: String,
+    path: String,
+    retry_attempt: Option<u32>,
+    body_digest: Option<String>,
 }
 
 /// Which entries a read wants.
@@ -134,27 +166,50 @@ pub struct Filter {
     pub limit: usize,
 }
 
-impl Filter {
-    fn keeps(&self, entry: &Entry) -> bool {
-        self.tenant
-            .as_deref()
-            .is_none_or(|t| entry.tenant.as_deref() == Some(t))
+/// The hash a kept entry files a tenant or client request id under.
+fn hash(text: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text)
+}
+
+impl Stored {
+    /// Its tenant and client request id, read back from its JSON.
+    fn ids(&self) -> Option<Kept> {
+        serde_json::from_slice(&self.json).ok()
+    }
+
+    fn of_tenant(&self, tenant: &str) -> bool {
+        self.tenant == Some(hash(tenant))
             && self
-                .client_request_id
-                .as_deref()
-                .is_none_or(|c| entry.client_request_id.as_deref() == Some(c))
-            && self.operation.is_none_or(|o| entry.operation == Some(o))
-            && self.status.is_none_or(|s| entry.status == s)
-            && self.since.is_none_or(|since| entry.at >= since)
+                .ids()
+                .is_some_and(|ids| ids.tenant.as_deref() == Some(tenant))
     }
 }
 
-/// What a read answers: `{"enabled", "dropped", "value"}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Page {
-    pub enabled: bool,
-    pub dropped: u64,
-    pub value: Vec<Entry>,
+impl Filter {
+    fn keeps(&self, entry: &Stored) -> bool {
+        let cheap = self
+            .tenant
+            .as_deref()
+            .is_none_or(|t| entry.tenant == Some(hash(t)))
+            && self
+                .client_request_id
+                .as_deref()
+                .is_none_or(|c| entry.client_request_id == Some(hash(c)))
+            && self.operation.is_none_or(|o| entry.operation == Some(o))
+            && self.status.is_none_or(|s| entry.status == s)
+            && self.since.is_none_or(|since| entry.at >= since);
+        if !cheap || (self.tenant.is_none() && self.client_request_id.is_none()) {
+            return cheap;
+        }
+        entry.ids().is_some_and(|ids| {
+            self.tenant.as_deref().is_none_or(|t| ids.tenant.as_deref() == Some(t))
+                && self
+                    .client_request_id
+                    .as_deref()
+                    .is_none_or(|c| ids.client_request_id.as_deref() == Some(c))
+        })
+    }
 }
 
 /// One logical request: the attempts of one request and its retries.
@@ -176,7 +231,7 @@ pub struct Logical {
 
 #[derive(Debug, Default)]
 struct Ring {
-    entries: VecDeque<(Entry, usize)>,
+    entries: VecDeque<Stored>,
     bytes: usize,
     dropped: u64,
 }
@@ -210,42 +265,74 @@ impl Journal {
 
     /// Keeps `entry`, dropping the oldest entries until the bound holds. An entry larger than
     /// the whole bound is dropped at once.
-    pub fn record(&self, entry: Entry) {
+    pub fn record(&self, entry: &Entry<'_>) {
         if !self.enabled() {
             return;
         }
-        let size = entry.encoded_len();
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        // Written into a buffer each thread keeps, then copied once into an exact allocation.
+        let Some(json) = BUFFER.with_borrow_mut(|buffer| {
+            buffer.clear();
+            serde_json::to_writer(&mut *buffer, entry).ok()?;
+            Some(Box::<[u8]>::from(buffer.as_slice()))
+        }) else {
+            return;
+        };
+        let stored = Stored {
+            at: entry.at,
+            answered: entry.at + entry.duration,
+            tenant: entry.tenant.map(hash),
+            client_request_id: entry.client_request_id.map(hash),
+            operation: entry.operation,
+            status: entry.status,
+            retry_after: entry.retry_after,
+            json,
+        };
         let mut ring = self.ring();
-        ring.bytes += size;
-        ring.entries.push_back((entry, size));
+        ring.bytes += stored.json.len();
+        ring.entries.push_back(stored);
         while ring.bytes > self.limit {
-            let Some((_, size)) = ring.entries.pop_front() else {
+            let Some(gone) = ring.entries.pop_front() else {
                 break;
             };
-            ring.bytes -= size;
+            ring.bytes -= gone.json.len();
             ring.dropped += 1;
         }
     }
 
-    /// The newest `filter.limit` entries that match, oldest first.
+    /// The newest `filter.limit` entries that match, oldest first, as the JSON
+    /// `{"enabled", "dropped", "value"}`.
     #[must_use]
-    pub fn read(&self, filter: &Filter) -> Page {
+    pub fn read(&self, filter: &Filter) -> Vec<u8> {
         let ring = self.ring();
-        let mut value: Vec<Entry> = ring
+        let mut kept: Vec<&Stored> = ring
             .entries
             .iter()
             .rev()
-            .map(|(entry, _)| entry)
             .filter(|entry| filter.keeps(entry))
             .take(filter.limit)
-            .cloned()
             .collect();
-        value.reverse();
-        Page {
-            enabled: self.enabled(),
-            dropped: ring.dropped,
-            value,
+        kept.reverse();
+        let size = kept.iter().map(|e| e.json.len() + 1).sum::<usize>();
+        let mut out = Vec::with_capacity(64 + size);
+        out.extend_from_slice(
+            format!(
+                "{{\"enabled\":{},\"dropped\":{},\"value\":[",
+                self.enabled(),
+                ring.dropped
+            )
+            .as_bytes(),
+        );
+        for (i, entry) in kept.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&entry.json);
         }
+        out.extend_from_slice(b"]}");
+        out
     }
 
     /// Forgets every entry (and the dropped count), or one tenant's entries.
@@ -257,8 +344,8 @@ impl Journal {
                 let entries = std::mem::take(&mut ring.entries);
                 let (gone, kept): (VecDeque<_>, VecDeque<_>) = entries
                     .into_iter()
-                    .partition(|(e, _)| e.tenant.as_deref() == Some(tenant));
-                ring.bytes -= gone.iter().map(|(_, size)| size).sum::<usize>();
+                    .partition(|e| e.of_tenant(tenant));
+                ring.bytes -= gone.iter().map(|e| e.json.len()).sum::<usize>();
                 ring.entries = kept;
             }
         }
@@ -270,37 +357,47 @@ impl Journal {
     /// at a request without `Retry-Attempt` and counts up from 1.
     #[must_use]
     pub fn summary(&self, tenant: &str) -> Vec<Logical> {
-        type Key<'a> = (Option<&'a str>, &'a str, &'a str, Option<&'a str>);
+        type Key = (Option<String>, String, String, Option<String>);
         let ring = self.ring();
-        let mut groups: Vec<Vec<&Entry>> = Vec::new();
-        let mut by_client_id: HashMap<&str, usize> = HashMap::new();
-        let mut chains: HashMap<Key<'_>, usize> = HashMap::new();
-        for (entry, _) in &ring.entries {
-            if entry.tenant.as_deref() != Some(tenant) {
+        let mut groups: Vec<Vec<(&Stored, Kept)>> = Vec::new();
+        let mut by_client_id: HashMap<String, usize> = HashMap::new();
+        let mut chains: HashMap<Key, usize> = HashMap::new();
+        let wanted = hash(tenant);
+        for entry in &ring.entries {
+            if entry.tenant != Some(wanted) {
                 continue;
             }
-            if let Some(id) = entry.client_request_id.as_deref() {
+            let Some(attempt) = entry.ids() else {
+                continue;
+            };
+            if attempt.tenant.as_deref() != Some(tenant) {
+                continue;
+            }
+            if let Some(id) = attempt.client_request_id.clone() {
                 let at = *by_client_id.entry(id).or_insert_with(|| {
                     groups.push(Vec::new());
                     groups.len() - 1
                 });
-                groups[at].push(entry);
+                groups[at].push((entry, attempt));
                 continue;
             }
             let key = (
-                entry.app.as_deref(),
-                &*entry.method,
-                &*entry.path,
-                entry.body_digest.as_deref(),
+                attempt.app.clone(),
+                attempt.method.clone(),
+                attempt.path.clone(),
+                attempt.body_digest.clone(),
             );
             let follows = chains.get(&key).copied().filter(|&at| {
-                let last = groups[at].last().and_then(|e| e.retry_attempt).unwrap_or(0);
-                entry.retry_attempt == Some(last + 1)
+                let last = groups[at]
+                    .last()
+                    .and_then(|(_, a)| a.retry_attempt)
+                    .unwrap_or(0);
+                attempt.retry_attempt == Some(last + 1)
             });
             if let Some(at) = follows {
-                groups[at].push(entry);
+                groups[at].push((entry, attempt));
             } else {
-                groups.push(vec![entry]);
+                groups.push(vec![(entry, attempt)]);
                 chains.insert(key, groups.len() - 1);
             }
         }
@@ -308,16 +405,16 @@ impl Journal {
     }
 }
 
-fn logical(attempts: &[&Entry]) -> Logical {
-    let first = attempts[0];
+fn logical(attempts: &[(&Stored, Kept)]) -> Logical {
+    let (_, first_fields) = &attempts[0];
     let retry_after_ms: Vec<Option<u64>> = attempts
         .iter()
-        .map(|e| e.retry_after.map(|s| s * 1000))
+        .map(|(e, _)| e.retry_after.map(|s| s * 1000))
         .collect();
     let waits_ms: Vec<i64> = attempts
         .windows(2)
         .map(|pair| {
-            let (answered, next) = (pair[0].answered_at(), pair[1].at);
+            let (answered, next) = (pair[0].0.answered, pair[1].0.at);
             match next.duration_since(answered) {
                 Ok(wait) => i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
                 Err(early) => -i64::try_from(early.duration().as_millis()).unwrap_or(i64::MAX),
@@ -331,11 +428,11 @@ fn logical(attempts: &[&Entry]) -> Logical {
             retry_after.is_none_or(|r| *wait >= i64::try_from(r).unwrap_or(i64::MAX))
         });
     Logical {
-        client_request_id: first.client_request_id.clone(),
-        method: first.method.clone(),
-        path: first.path.clone(),
+        client_request_id: first_fields.client_request_id.as_deref().map(Into::into),
+        method: first_fields.method.as_str().into(),
+        path: first_fields.path.as_str().into(),
         attempts: attempts.len(),
-        statuses: attempts.iter().map(|e| e.status).collect(),
+        statuses: attempts.iter().map(|(e, _)| e.status).collect(),
         waits_ms,
         retry_after_ms,
         honoured,
@@ -345,25 +442,30 @@ fn logical(attempts: &[&Entry]) -> Logical {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
-    fn unix_millis(at: SystemTime) -> u128 {
-        at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
-    }
-
-    fn entry(at_ms: u64, status: u16, retry_attempt: Option<u32>, client: Option<&str>) -> Entry {
+    fn entry(
+        at_ms: u64,
+        status: u16,
+        retry_attempt: Option<u32>,
+        client: Option<&'static str>,
+    ) -> Entry<'static> {
         Entry {
             at: UNIX_EPOCH + Duration::from_millis(at_ms),
-            tenant: Some("t".into()),
+            tenant: Some("t"),
             app: None,
             operation: Some(Operation::Create),
-            method: "POST".into(),
-            path: "/beta/identity/userFlows".into(),
+            method: "POST",
+            path: PathAndQuery {
+                path: "/beta/identity/userFlows",
+                query: "",
+            },
             status: Some(status),
             duration: Duration::from_millis(2),
             request_id: uuid::Uuid::nil(),
-            client_request_id: client.map(Into::into),
+            client_request_id: client,
             retry_attempt,
-            body_digest: Some("00ff00ff00ff00ff".into()),
+            body_digest: Some([0, 255, 0, 255, 0, 255, 0, 255]),
             batch: None,
             throttled: None,
             fault: None,
@@ -372,38 +474,54 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_bound_drops_the_oldest_and_counts_them() {
-        let one = entry(0, 201, None, None);
-        let size = one.encoded_len();
-        assert_eq!(size, serde_json::to_vec(&one).unwrap().len());
-        let journal = Journal::new(size * 3);
-        for at in 0..5 {
-            journal.record(entry(at, 201, None, None));
-        }
-        let page = journal.read(&Filter {
+    fn read(journal: &Journal) -> serde_json::Value {
+        let filter = Filter {
             limit: 100,
             ..Filter::default()
-        });
-        assert_eq!(page.dropped, 2);
-        let kept: Vec<u128> = page.value.iter().map(|e| unix_millis(e.at)).collect();
-        assert_eq!(kept, [2, 3, 4]);
+        };
+        serde_json::from_slice(&journal.read(&filter)).unwrap()
+    }
+
+    #[test]
+    fn the_bound_drops_the_oldest_and_counts_them() {
+        let size = serde_json::to_vec(&entry(0, 201, None, None)).unwrap().len();
+        let journal = Journal::new(size * 3);
+        for at in 0..5 {
+            journal.record(&entry(at, 201, None, None));
+        }
+        let page = read(&journal);
+        assert_eq!(page["dropped"], 2);
+        let kept: Vec<&str> = page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["at"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "1970-01-01T00:00:00.002Z",
+                "1970-01-01T00:00:00.003Z",
+                "1970-01-01T00:00:00.004Z"
+            ]
+        );
+        assert_eq!(page["value"][0]["bodyDigest"], "00ff00ff00ff00ff");
         let off = Journal::new(0);
-        off.record(entry(0, 201, None, None));
-        assert!(off.read(&Filter::default()).value.is_empty());
+        off.record(&entry(0, 201, None, None));
+        assert_eq!(read(&off)["value"], serde_json::json!([]));
     }
 
     #[test]
     fn retries_group_by_client_request_id_or_by_retry_attempt_chains() {
         let journal = Journal::new(1 << 20);
         // With an id: three attempts; the second came too soon after its 429.
-        journal.record(entry(0, 429, None, Some("a")));
-        journal.record(entry(1_500, 429, Some(1), Some("a")));
-        journal.record(entry(2_000, 201, Some(2), Some("a")));
+        journal.record(&entry(0, 429, None, Some("a")));
+        journal.record(&entry(1_500, 429, Some(1), Some("a")));
+        journal.record(&entry(2_000, 201, Some(2), Some("a")));
         // Without: a chain 0, 1 that waits, then a new request (no Retry-Attempt) starts afresh.
-        journal.record(entry(10_000, 429, None, None));
-        journal.record(entry(11_100, 201, Some(1), None));
-        journal.record(entry(20_000, 201, None, None));
+        journal.record(&entry(10_000, 429, None, None));
+        journal.record(&entry(11_100, 201, Some(1), None));
+        journal.record(&entry(20_000, 201, None, None));
         let summary = journal.summary("t");
         assert_eq!(summary.len(), 3);
         assert_eq!(

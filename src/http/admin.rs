@@ -620,7 +620,9 @@ fn requests_filter(query: &str) -> Result<Filter, ApiError> {
 async fn requests(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = check_access(&req, &state).and_then(|()| {
         let filter = requests_filter(req.query_string())?;
-        Ok(HttpResponse::Ok().json(state.journal.read(&filter)))
+        Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .body(state.journal.read(&filter)))
     });
     respond(&req, result)
 }

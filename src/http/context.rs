@@ -4,7 +4,6 @@
 //! context itself; the admin scope's middleware does it for the admin routes.
 
 use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
@@ -17,7 +16,7 @@ use actix_web::{web, Error, HttpMessage, HttpRequest, HttpResponse};
 
 use super::AppState;
 use crate::chaos::{Effect, Failure, Fault, Injected, Latency, Operation};
-use crate::journal::{BatchItem, Entry, FaultNote, Journal, Throttled};
+use crate::journal::{BatchItem, Entry, FaultNote, Journal, PathAndQuery, Throttled};
 use crate::metrics::RouteLabel;
 use crate::tenant::RequestMeta;
 
@@ -74,7 +73,7 @@ pub(super) struct Notes {
     pub tenant: Option<Box<str>>,
     pub app: Option<Box<str>>,
     pub operation: Option<Operation>,
-    pub body_digest: Option<Box<str>>,
+    pub body_digest: Option<[u8; 8]>,
     pub throttled: Option<u64>,
     pub fault: Option<FaultNote>,
     pub seq: Option<u64>,
@@ -123,11 +122,9 @@ impl RequestContext {
         if journal.enabled() {
             use sha2::{Digest, Sha256};
             let digest = Sha256::digest(body);
-            let hex = digest[..8].iter().fold(String::new(), |mut hex, b| {
-                let _ = write!(hex, "{b:02x}");
-                hex
-            });
-            self.note(|n| n.body_digest = Some(hex.into()));
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&digest[..8]);
+            self.note(|n| n.body_digest = Some(first));
         }
     }
 
@@ -183,22 +180,17 @@ impl RequestContext {
         let severed = response
             .extensions()
             .contains::<super::connection::Severed>();
-        let path = if query.is_empty() {
-            path.into()
-        } else {
-            format!("{path}?{query}").into()
-        };
-        journal.record(Entry {
+        journal.record(&Entry {
             at: self.arrived,
-            tenant: notes.tenant,
-            app: notes.app,
+            tenant: notes.tenant.as_deref(),
+            app: notes.app.as_deref(),
             operation: notes.operation,
-            method: method.as_str().into(),
-            path,
+            method: method.as_str(),
+            path: PathAndQuery { path, query },
             status: (!severed).then(|| response.status().as_u16()),
             duration: self.started.elapsed(),
             request_id: self.request_id,
-            client_request_id: self.client_request_id.as_deref().map(Into::into),
+            client_request_id: self.client_request_id.as_deref(),
             retry_attempt: header_number(headers, "retry-attempt"),
             body_digest: notes.body_digest,
             batch,
