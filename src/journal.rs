@@ -203,7 +203,9 @@ impl Filter {
             return cheap;
         }
         entry.ids().is_some_and(|ids| {
-            self.tenant.as_deref().is_none_or(|t| ids.tenant.as_deref() == Some(t))
+            self.tenant
+                .as_deref()
+                .is_none_or(|t| ids.tenant.as_deref() == Some(t))
                 && self
                     .client_request_id
                     .as_deref()
@@ -342,9 +344,8 @@ impl Journal {
             None => *ring = Ring::default(),
             Some(tenant) => {
                 let entries = std::mem::take(&mut ring.entries);
-                let (gone, kept): (VecDeque<_>, VecDeque<_>) = entries
-                    .into_iter()
-                    .partition(|e| e.of_tenant(tenant));
+                let (gone, kept): (VecDeque<_>, VecDeque<_>) =
+                    entries.into_iter().partition(|e| e.of_tenant(tenant));
                 ring.bytes -= gone.iter().map(|e| e.json.len()).sum::<usize>();
                 ring.entries = kept;
             }
@@ -484,7 +485,9 @@ mod tests {
 
     #[test]
     fn the_bound_drops_the_oldest_and_counts_them() {
-        let size = serde_json::to_vec(&entry(0, 201, None, None)).unwrap().len();
+        let size = serde_json::to_vec(&entry(0, 201, None, None))
+            .unwrap()
+            .len();
         let journal = Journal::new(size * 3);
         for at in 0..5 {
             journal.record(&entry(at, 201, None, None));

@@ -307,3 +307,69 @@ fn without_a_key_admin_routes_answer_only_loopback_clients_naming_a_loopback_hos
     assert_eq!(app.request("DELETE", &reset, &[], None).status, 204);
     assert_eq!(app.count().body, "0");
 }
+
+#[test]
+fn serve_writes_its_ports_and_wait_exits_once_ready_or_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = dir.path().join("ports.json");
+    let bin = env!("CARGO_BIN_EXE_userflows-emulator");
+    let mut server = std::process::Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--in-memory",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--port-file")
+        .arg(&ports)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let written = loop {
+        if let Ok(text) = std::fs::read_to_string(&ports) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no port file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let json: serde_json::Value = serde_json::from_str(&written).unwrap();
+    let http = json["http"].as_str().unwrap().to_owned();
+    assert!(
+        http.starts_with("127.0.0.1:") && !http.ends_with(":0"),
+        "{json}"
+    );
+    assert_eq!(json["https"], serde_json::Value::Null);
+    let ready = std::process::Command::new(bin)
+        .args([
+            "wait",
+            "--url",
+            &format!("http://{http}"),
+            "--timeout",
+            "30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(ready.status.success(), "{ready:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    assert!(server.wait().unwrap().success());
+    // Nothing listens there now: wait gives up with the reason.
+    let gone = std::process::Command::new(bin)
+        .args([
+            "wait",
+            "--url",
+            &format!("http://{http}"),
+            "--timeout",
+            "300ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(!gone.status.success());
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(stderr.contains("was not ready within 300ms"), "{stderr}");
+}
