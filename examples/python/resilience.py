@@ -1,8 +1,13 @@
-"""Microsoft's Graph beta SDK for Python riding out an injected 429 and 503.
+"""Microsoft's Graph beta SDK for Python riding out injected 429s, 503s and an ambiguous 504.
 
 The emulator's fault rules (docs/resilience.md) make the next creates fail; the stock SDK's
 retry handler waits for each `Retry-After` and tries again, and the create succeeds. The
-flow is then stored exactly once: a refused attempt stores nothing.
+flow is then stored exactly once: a refused attempt stores nothing. The request journal
+(`/_emulator/requests/summary`) proves it: three attempts, `[429, 429, 201]`, each retry
+after the `Retry-After` it was given.
+
+The hard case last: a `504` after the create was stored (`afterCommit`). The SDK retries and
+meets `409 nameAlreadyExists`; a client must read that as "already done" and check the flow.
 
     .venv/bin/python examples/python/resilience.py \
         --base-url http://127.0.0.1:8080/beta --token "$(cargo run -q --release -- token --tenant contoso)"
@@ -13,12 +18,15 @@ without an admin key). It exits non-zero, naming the step, if anything is not as
 
 import argparse
 import asyncio
+import base64
 import json
 import os
+import re
 import time
 import urllib.request
 import uuid
 
+from kiota_abstractions.api_error import APIError
 from msgraph_beta.generated.models.identity_user_flow import IdentityUserFlow
 from msgraph_beta.generated.models.user_flow_type import UserFlowType
 
@@ -35,7 +43,25 @@ def admin(base_url: str, method: str, path: str, body=None):
         return json.loads(text) if text else None
 
 
-async def create_through(flows, base_url: str, status: int) -> None:
+def tenant_of(token: str) -> str:
+    """The tenant the emulator files the token's requests under: its `tid` (a GUID lower-cased)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    tid = claims["tid"]
+    return tid.lower() if re.fullmatch(r"[0-9A-Fa-f-]{36}", tid) else tid
+
+
+def create_attempts(base_url: str, tenant: str) -> dict:
+    """The journal's one logical create of `tenant` (its attempts, statuses and waits)."""
+    summary = admin(base_url, "GET", f"/_emulator/requests/summary?tenant={tenant}")
+    creates = [r for r in summary["value"]
+               if r["method"] == "POST" and r["path"].endswith("/identity/userFlows")]
+    check("one logical create in the journal", len(creates) == 1, summary)
+    return creates[0]
+
+
+async def create_through(flows, base_url: str, tenant: str, status: int) -> None:
+    admin(base_url, "DELETE", f"/_emulator/requests?tenant={tenant}")
     rule = {"id": f"two-{status}s", "match": {"operation": "create"}, "times": 2,
             "effect": {"status": status, "retryAfter": 1}}
     admin(base_url, "PUT", "/_emulator/faults", {"seed": 1, "rules": [rule]})
@@ -53,14 +79,46 @@ async def create_through(flows, base_url: str, status: int) -> None:
     listed = await flows.get()
     ids = [flow.id for flow in listed.value]
     check(f"stored once after {status}s", ids.count(created.id) == 1, ids)
-    print(f"created {created.id} after two {status}s, waiting {waited:.1f} s")
+    attempts = create_attempts(base_url, tenant)
+    check(f"journal: {status}, {status}, 201", attempts["statuses"] == [status, status, 201],
+          attempts)
+    check(f"journal: every retry waited its Retry-After after {status}s", attempts["honoured"],
+          attempts)
+    print(f"created {created.id} after two {status}s, waiting {waited:.1f} s; "
+          f"journal {attempts['statuses']} waits {attempts['waitsMs']} ms, honoured")
+
+
+async def ambiguous_create(flows, base_url: str, tenant: str) -> None:
+    """A 504 after the write was stored: the SDK's retry meets 409, and the flow is there."""
+    admin(base_url, "DELETE", f"/_emulator/requests?tenant={tenant}")
+    rule = {"id": "ambiguous", "match": {"operation": "create"}, "times": 1,
+            "effect": {"status": 504, "retryAfter": 1, "afterCommit": True}}
+    admin(base_url, "PUT", "/_emulator/faults", {"seed": 1, "rules": [rule]})
+    name = "Ambiguous" + uuid.uuid4().hex[:8]
+    try:
+        await flows.post(
+            IdentityUserFlow(id=name, user_flow_type=UserFlowType.SignIn, user_flow_type_version=1)
+        )
+        check("the retry after an ambiguous 504 meets 409", False, "the create succeeded")
+    except APIError as error:
+        check("the retry after an ambiguous 504 meets 409", error.response_status_code == 409,
+              error.response_status_code)
+    # "Already exists" after a failed attempt: the first attempt may have succeeded. Check.
+    stored = await flows.by_identity_user_flow_id("B2C_1_" + name).get()
+    check("the ambiguous create was stored", stored.id == "B2C_1_" + name, stored.id)
+    attempts = create_attempts(base_url, tenant)
+    check("journal: 504, 409", attempts["statuses"] == [504, 409], attempts)
+    check("journal: the retry waited its Retry-After", attempts["honoured"], attempts)
+    print(f"ambiguous create {stored.id}: journal {attempts['statuses']}, stored once")
 
 
 async def main(base_url: str, token: str) -> None:
     flows = client_for(base_url, token).identity.user_flows
+    tenant = tenant_of(token)
     try:
-        await create_through(flows, base_url, 429)
-        await create_through(flows, base_url, 503)
+        await create_through(flows, base_url, tenant, 429)
+        await create_through(flows, base_url, tenant, 503)
+        await ambiguous_create(flows, base_url, tenant)
     finally:
         admin(base_url, "DELETE", "/_emulator/faults")
 

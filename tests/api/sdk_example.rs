@@ -174,18 +174,39 @@ fn the_stock_credential_and_client_work_over_https_with_the_emulators_token_endp
 }
 
 #[test]
-fn the_python_sdks_retry_handler_rides_out_injected_429s_and_503s() {
+fn the_python_sdks_retry_handler_rides_out_injected_429s_503s_and_an_ambiguous_504() {
     let Some(python) = python() else { return };
     let app = spawn_app();
     let tenant = "sdk-resilience";
     let stdout = run_example(&python, "resilience.py", &app, tenant);
     assert!(stdout.contains("after two 429s"), "{stdout}");
     assert!(stdout.contains("after two 503s"), "{stdout}");
-    // Four refused attempts stored nothing: one event per create.
+    assert!(stdout.contains("ambiguous create"), "{stdout}");
+    // Four refused attempts stored nothing: one event per create, the ambiguous one included.
     assert_eq!(
         event_types(&app, tenant),
-        ["UserFlowCreated", "UserFlowCreated"]
+        ["UserFlowCreated", "UserFlowCreated", "UserFlowCreated"]
     );
+    // The journal holds the last step (the example clears it before each): the 504 after the
+    // write, then the SDK's retry, one Retry-After later, meeting 409.
+    let summary = app
+        .request(
+            "GET",
+            &format!("/_emulator/requests/summary?tenant={tenant}"),
+            &[],
+            None,
+        )
+        .json();
+    let creates: Vec<_> = summary["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .collect();
+    assert_eq!(creates.len(), 1, "{summary}");
+    assert_eq!(creates[0]["statuses"], serde_json::json!([504, 409]));
+    assert_eq!(creates[0]["retryAfterMs"], serde_json::json!([1000, null]));
+    assert_eq!(creates[0]["honoured"], true, "{summary}");
     let rules = app.request("GET", "/_emulator/faults", &[], None).json();
     assert_eq!(
         rules["rules"],
