@@ -1,13 +1,16 @@
-//! The Python SDK example (`examples/python/quickstart.py`) run as a user runs it: Microsoft's
-//! msgraph-beta-sdk in a virtual environment against a real server on a real port. The
-//! environment is `.venv` at the repository root (`python3 -m venv .venv && .venv/bin/pip
-//! install -r examples/python/requirements.txt`), or the interpreter named by
-//! `USERFLOWS_PYTHON`. Without one the test says it was skipped, unless
-//! `USERFLOWS_REQUIRE_SDK=1` (set by CI), where a missing environment is a failure.
+//! The SDK examples run as a user runs them, against a real server on a real port: Microsoft's
+//! msgraph-beta-sdk for Python (`examples/python/`) in a virtual environment, and its
+//! JavaScript stack on Node (`examples/node/`). The Python environment is `.venv` at the
+//! repository root (`python3 -m venv .venv && .venv/bin/pip install -r
+//! examples/python/requirements.txt`), or the interpreter named by `USERFLOWS_PYTHON`; the
+//! Node packages are `examples/node/node_modules` (`npm ci` there). Without them a test says
+//! it was skipped, unless `USERFLOWS_REQUIRE_SDK=1` (set by CI), where a missing environment
+//! is a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::json;
 use userflows_emulator::config::TlsSettings;
 use userflows_emulator::http::AuthMode;
 
@@ -31,11 +34,38 @@ fn python() -> Option<PathBuf> {
          .venv/bin/pip install -r examples/python/requirements.txt",
         python.display()
     );
+    skipped("the Python SDK example", &why)
+}
+
+/// The `node` that runs `examples/node/`, once its packages are installed.
+fn node() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node = std::env::var_os("USERFLOWS_NODE").map_or_else(|| "node".into(), PathBuf::from);
+    let installed = root
+        .join("examples/node/node_modules/@microsoft/microsoft-graph-client")
+        .exists();
+    let runs = Command::new(&node)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if installed && runs {
+        return Some(node);
+    }
+    let why = format!(
+        "no Node.js with the example's packages ({} runs: {runs}, packages installed: \
+         {installed}): cd examples/node && npm ci",
+        node.display()
+    );
+    skipped("the Node example", &why)
+}
+
+/// Says that `example` was skipped, and why; a failure instead under `USERFLOWS_REQUIRE_SDK`.
+fn skipped<T>(example: &str, why: &str) -> Option<T> {
     assert!(
         std::env::var_os("USERFLOWS_REQUIRE_SDK").is_none(),
         "USERFLOWS_REQUIRE_SDK is set but there is {why}"
     );
-    eprintln!("SKIPPED the Python SDK example: {why}");
+    eprintln!("SKIPPED {example}: {why}");
     None
 }
 
@@ -68,6 +98,22 @@ fn run_example_with(python: &Path, name: &str, args: &[&str], env: &[(&str, &Pat
         output.status
     );
     stdout
+}
+
+/// A server with strict auth, one app (`CLIENT_ID:SECRET`) and an HTTPS listener: the server,
+/// its HTTPS origin and the CA a client must trust.
+fn spawn_https_app(app: &str) -> (TestApp, String, PathBuf) {
+    let app = spawn_app_with(|s| {
+        s.auth = AuthMode::Strict { jwt_secret: None };
+        s.apps = vec![app.parse().unwrap()];
+        s.tls = Some(TlsSettings {
+            listen: "127.0.0.1:0".to_owned(),
+            cert_and_key: None,
+        });
+    });
+    let ca = app.data_dir().join("tls").join("ca.pem");
+    let authority = app.tls_address.clone().unwrap();
+    (app, authority, ca)
 }
 
 /// The types of `tenant`'s events, in order, read through the admin route.
@@ -138,16 +184,7 @@ fn the_python_sdk_filters_orders_selects_pages_and_batches_through_the_stock_sdk
 #[test]
 fn the_stock_credential_and_client_work_over_https_with_the_emulators_token_endpoint() {
     let Some(python) = python() else { return };
-    let app = spawn_app_with(|s| {
-        s.auth = AuthMode::Strict { jwt_secret: None };
-        s.apps = vec!["stock-app:stock-secret".parse().unwrap()];
-        s.tls = Some(TlsSettings {
-            listen: "127.0.0.1:0".to_owned(),
-            cert_and_key: None,
-        });
-    });
-    let ca = app.data_dir().join("tls").join("ca.pem");
-    let authority = app.tls_address.clone().unwrap();
+    let (app, authority, ca) = spawn_https_app("stock-app:stock-secret");
     let tenant = "0c0ffee0-0000-4000-8000-000000000001";
     let stdout = run_example_with(
         &python,
@@ -204,13 +241,68 @@ fn the_python_sdks_retry_handler_rides_out_injected_429s_503s_and_an_ambiguous_5
         .filter(|r| r["method"] == "POST")
         .collect();
     assert_eq!(creates.len(), 1, "{summary}");
-    assert_eq!(creates[0]["statuses"], serde_json::json!([504, 409]));
-    assert_eq!(creates[0]["retryAfterMs"], serde_json::json!([1000, null]));
+    assert_eq!(creates[0]["statuses"], json!([504, 409]));
+    assert_eq!(creates[0]["retryAfterMs"], json!([1000, null]));
     assert_eq!(creates[0]["honoured"], true, "{summary}");
     let rules = app.request("GET", "/_emulator/faults", &[], None).json();
-    assert_eq!(
-        rules["rules"],
-        serde_json::json!([]),
-        "the example clears its rules"
+    assert_eq!(rules["rules"], json!([]), "the example clears its rules");
+}
+
+#[test]
+fn the_javascript_client_and_credential_work_over_https_and_retry_injected_429s() {
+    let Some(node) = node() else { return };
+    let (app, authority, ca) = spawn_https_app("node-app:node-secret");
+    // An upper-case GUID: the emulator files it lower-cased, and so must the example.
+    let tenant = "0C0FFEE0-0000-4000-8000-0000000000AB";
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node/stock_client.js");
+    let output = Command::new(node)
+        .arg(example)
+        .args(["--authority", &authority, "--tenant", tenant])
+        .args(["--client-id", "node-app", "--client-secret", "node-secret"])
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "stock_client.js failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for step in [
+        "batch answered [201, 201]",
+        "selected id,userFlowType",
+        "deleted 3 flows",
+        "after two 429s; journal [429, 429, 201]",
+    ] {
+        assert!(stdout.contains(step), "{step}: {stdout}");
+    }
+    // Four creates (one of them twice refused, storing nothing) and four deletes, in the
+    // token's tenant.
+    let tenant = tenant.to_ascii_lowercase();
+    let types = event_types(&app, &tenant);
+    let created = types.iter().filter(|t| *t == "UserFlowCreated").count();
+    let deleted = types.iter().filter(|t| *t == "UserFlowDeleted").count();
+    assert_eq!((created, deleted), (4, 4), "{types:?}");
+    // Strict auth took the credential's token (the emulator's own signature), and the journal
+    // (cleared by the example before its retry step) shows the retry handler's attempts: one
+    // client-request-id, Retry-Attempt counting up, the app from the token.
+    let journal = app
+        .request(
+            "GET",
+            &format!("/_emulator/requests?tenant={tenant}&operation=create"),
+            &[],
+            None,
+        )
+        .json();
+    let attempts = journal["value"].as_array().unwrap();
+    let field = |name: &str| attempts.iter().map(|a| a[name].clone()).collect::<Vec<_>>();
+    assert_eq!(field("status"), [429, 429, 201]);
+    assert_eq!(field("retryAttempt"), [json!(null), json!(1), json!(2)]);
+    assert!(attempts.iter().all(|a| a["app"] == "node-app"), "{journal}");
+    let ids = field("clientRequestId");
+    assert!(
+        ids[0].is_string() && ids.iter().all(|id| *id == ids[0]),
+        "{ids:?}"
     );
 }
