@@ -238,6 +238,21 @@ struct Ring {
     dropped: u64,
 }
 
+impl Ring {
+    /// The newest `filter.limit` entries that match it, oldest first.
+    fn matching(&self, filter: &Filter) -> Vec<&Stored> {
+        let mut kept: Vec<&Stored> = self
+            .entries
+            .iter()
+            .rev()
+            .filter(|entry| filter.keeps(entry))
+            .take(filter.limit)
+            .collect();
+        kept.reverse();
+        kept
+    }
+}
+
 /// The journal of one server run.
 #[derive(Debug)]
 pub struct Journal {
@@ -309,14 +324,7 @@ impl Journal {
     #[must_use]
     pub fn read(&self, filter: &Filter) -> Vec<u8> {
         let ring = self.ring();
-        let mut kept: Vec<&Stored> = ring
-            .entries
-            .iter()
-            .rev()
-            .filter(|entry| filter.keeps(entry))
-            .take(filter.limit)
-            .collect();
-        kept.reverse();
+        let kept = ring.matching(filter);
         let size = kept.iter().map(|e| e.json.len() + 1).sum::<usize>();
         let mut out = Vec::with_capacity(64 + size);
         out.extend_from_slice(
@@ -335,6 +343,19 @@ impl Journal {
         }
         out.extend_from_slice(b"]}");
         out
+    }
+
+    /// The entries that match `filter` as NDJSON (one entry a line, oldest first), with the
+    /// dropped count beside it: the form a CI job keeps as an artifact.
+    pub fn read_ndjson(&self, filter: &Filter) -> (Vec<u8>, u64) {
+        let ring = self.ring();
+        let kept = ring.matching(filter);
+        let mut out = Vec::with_capacity(kept.iter().map(|e| e.json.len() + 1).sum());
+        for entry in kept {
+            out.extend_from_slice(&entry.json);
+            out.push(b'\n');
+        }
+        (out, ring.dropped)
     }
 
     /// Forgets every entry (and the dropped count), or one tenant's entries.

@@ -564,6 +564,16 @@ struct RequestsQuery {
     status: Option<String>,
     since: Option<String>,
     limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// How `GET /_emulator/requests` answers.
+#[derive(Clone, Copy, PartialEq)]
+enum JournalFormat {
+    /// `{"enabled", "dropped", "value"}`.
+    Json,
+    /// One entry a line; the dropped count in a header.
+    Ndjson,
 }
 
 /// A journal query's `tenant`, read as a token's `tid` is (a GUID lower-cased).
@@ -572,11 +582,11 @@ fn journal_tenant(raw: Option<&str>) -> Result<Option<String>, ApiError> {
         .transpose()
 }
 
-fn requests_filter(query: &str) -> Result<Filter, ApiError> {
+fn requests_filter(query: &str) -> Result<(Filter, JournalFormat), ApiError> {
     let bad = |detail: String| {
         ApiError::bad_request(format!(
             "Invalid journal query: {detail} Use tenant, clientRequestId, operation, status \
-             (a number or none), since (RFC 3339) and limit."
+             (a number or none), since (RFC 3339), limit and format (json or ndjson)."
         ))
     };
     let query = web::Query::<RequestsQuery>::from_query(query)
@@ -606,23 +616,39 @@ fn requests_filter(query: &str) -> Result<Filter, ApiError> {
                 .map_err(|_| bad(format!("'{at}' is not an RFC 3339 time.")))
         })
         .transpose()?;
-    Ok(Filter {
+    let format = match query.format.as_deref() {
+        None | Some("json") => JournalFormat::Json,
+        Some("ndjson") => JournalFormat::Ndjson,
+        Some(other) => return Err(bad(format!("'{other}' is not a format."))),
+    };
+    let filter = Filter {
         tenant: journal_tenant(query.tenant.as_deref())?,
         client_request_id: query.client_request_id,
         operation,
         status,
         since,
         limit: query.limit.unwrap_or(DEFAULT_REQUESTS_LIMIT),
-    })
+    };
+    Ok((filter, format))
 }
 
-/// The request journal, filtered: `{"enabled", "dropped", "value"}`, oldest first.
+/// The request journal, filtered, oldest first: `{"enabled", "dropped", "value"}`, or with
+/// `format=ndjson` one entry a line and the dropped count in `x-emulator-journal-dropped`.
 async fn requests(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = check_access(&req, &state).and_then(|()| {
-        let filter = requests_filter(req.query_string())?;
-        Ok(HttpResponse::Ok()
-            .content_type("application/json")
-            .body(state.journal.read(&filter)))
+        let (filter, format) = requests_filter(req.query_string())?;
+        Ok(match format {
+            JournalFormat::Json => HttpResponse::Ok()
+                .content_type("application/json")
+                .body(state.journal.read(&filter)),
+            JournalFormat::Ndjson => {
+                let (lines, dropped) = state.journal.read_ndjson(&filter);
+                HttpResponse::Ok()
+                    .content_type("application/x-ndjson")
+                    .insert_header(("x-emulator-journal-dropped", dropped.to_string()))
+                    .body(lines)
+            }
+        })
     });
     respond(&req, result)
 }

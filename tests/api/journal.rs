@@ -175,6 +175,38 @@ fn the_byte_bound_drops_the_oldest_and_counts_them() {
 }
 
 #[test]
+fn ndjson_is_one_entry_a_line_with_the_dropped_count_beside() {
+    let app = spawn_app_with(|s| s.journal_bytes = 2_000);
+    for i in 0..20 {
+        app.get(&format!("B2C_1_n{i}"));
+    }
+    let page = journal(&app, "");
+    let r = app.request("GET", "/_emulator/requests?format=ndjson", &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<Value> = r
+        .body
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(&lines, page["value"].as_array().unwrap());
+    assert!(r.body.ends_with('\n'));
+    let dropped = r.header("x-emulator-journal-dropped").unwrap();
+    assert_eq!(dropped, page["dropped"].to_string());
+    assert_ne!(dropped, "0");
+    // The filters apply as to JSON; an unknown format is refused.
+    let one = app.request(
+        "GET",
+        "/_emulator/requests?format=ndjson&limit=1",
+        &[],
+        None,
+    );
+    assert_eq!(one.body.lines().count(), 1);
+    let bad = app.request("GET", "/_emulator/requests?format=xml", &[], None);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
+#[test]
 fn throttled_and_faulted_requests_say_so() {
     let app = spawn_app_with(|s| {
         s.throttle = userflows_emulator::chaos::Limits {
