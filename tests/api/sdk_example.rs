@@ -224,8 +224,9 @@ fn the_python_sdks_retry_handler_rides_out_injected_429s_503s_and_an_ambiguous_5
         event_types(&app, tenant),
         ["UserFlowCreated", "UserFlowCreated", "UserFlowCreated"]
     );
-    // The journal holds the last step (the example clears it before each): the 504 after the
-    // write, then the SDK's retry, one Retry-After later, meeting 409.
+    // The journal chains each create's attempts (the SDK sends no client-request-id, so by
+    // body digest and Retry-Attempt): two retries each after its Retry-After, and the
+    // ambiguous 504 whose retry met 409.
     let summary = app
         .request(
             "GET",
@@ -240,10 +241,17 @@ fn the_python_sdks_retry_handler_rides_out_injected_429s_503s_and_an_ambiguous_5
         .iter()
         .filter(|r| r["method"] == "POST")
         .collect();
-    assert_eq!(creates.len(), 1, "{summary}");
-    assert_eq!(creates[0]["statuses"], json!([504, 409]));
-    assert_eq!(creates[0]["retryAfterMs"], json!([1000, null]));
-    assert_eq!(creates[0]["honoured"], true, "{summary}");
+    let statuses: Vec<_> = creates.iter().map(|r| r["statuses"].clone()).collect();
+    assert_eq!(
+        statuses,
+        [
+            json!([429, 429, 201]),
+            json!([503, 503, 201]),
+            json!([504, 409])
+        ]
+    );
+    assert_eq!(creates[2]["retryAfterMs"], json!([1000, null]));
+    assert!(creates.iter().all(|r| r["honoured"] == true), "{summary}");
     let rules = app.request("GET", "/_emulator/faults", &[], None).json();
     assert_eq!(rules["rules"], json!([]), "the example clears its rules");
 }
@@ -285,8 +293,8 @@ fn the_javascript_client_and_credential_work_over_https_and_retry_injected_429s(
     let deleted = types.iter().filter(|t| *t == "UserFlowDeleted").count();
     assert_eq!((created, deleted), (4, 4), "{types:?}");
     // Strict auth took the credential's token (the emulator's own signature), and the journal
-    // (cleared by the example before its retry step) shows the retry handler's attempts: one
-    // client-request-id, Retry-Attempt counting up, the app from the token.
+    // shows the retry handler's attempts of the retried create under the client-request-id
+    // the example gave it: Retry-Attempt counting up, the app from the token.
     let journal = app
         .request(
             "GET",
@@ -295,14 +303,20 @@ fn the_javascript_client_and_credential_work_over_https_and_retry_injected_429s(
             None,
         )
         .json();
-    let attempts = journal["value"].as_array().unwrap();
-    let field = |name: &str| attempts.iter().map(|a| a[name].clone()).collect::<Vec<_>>();
+    let retried: Vec<_> = journal["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["clientRequestId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("retried-"))
+        })
+        .collect();
+    let field = |name: &str| retried.iter().map(|a| a[name].clone()).collect::<Vec<_>>();
     assert_eq!(field("status"), [429, 429, 201]);
     assert_eq!(field("retryAttempt"), [json!(null), json!(1), json!(2)]);
-    assert!(attempts.iter().all(|a| a["app"] == "node-app"), "{journal}");
+    assert!(retried.iter().all(|a| a["app"] == "node-app"), "{journal}");
     let ids = field("clientRequestId");
-    assert!(
-        ids[0].is_string() && ids.iter().all(|id| *id == ids[0]),
-        "{ids:?}"
-    );
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
 }
