@@ -253,6 +253,17 @@ impl Ring {
     }
 }
 
+/// What a journal holds, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    pub entries: usize,
+    /// The JSON bytes of the entries, what the bound counts.
+    pub bytes: usize,
+    pub dropped: u64,
+    /// The bound (`--journal-bytes`).
+    pub limit: usize,
+}
+
 /// The journal of one server run.
 #[derive(Debug)]
 pub struct Journal {
@@ -274,6 +285,18 @@ impl Journal {
     #[must_use]
     pub fn enabled(&self) -> bool {
         self.limit > 0
+    }
+
+    /// What it holds now: entries, their JSON bytes, and the entries dropped so far.
+    #[must_use]
+    pub fn held(&self) -> Held {
+        let ring = self.ring();
+        Held {
+            entries: ring.entries.len(),
+            bytes: ring.bytes,
+            dropped: ring.dropped,
+            limit: self.limit,
+        }
     }
 
     fn ring(&self) -> MutexGuard<'_, Ring> {

@@ -249,6 +249,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             "Time start-up recovery took.",
             recovery.map_or(0.0, |r| r.elapsed.as_secs_f64()),
         );
+        render_journal(&mut out, state.journal.held());
         Ok(HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(out))
@@ -424,6 +425,39 @@ fn parse_limits(body: &[u8], current: Limits) -> Result<Limits, ApiError> {
         };
     }
     Ok(limits)
+}
+
+/// The request journal's gauges: what it holds against its bound, and what it dropped.
+fn render_journal(out: &mut String, held: crate::journal::Held) {
+    let values: [(&str, &str, &str, u64); 4] = [
+        (
+            "userflows_journal_entries",
+            "gauge",
+            "Entries the request journal holds.",
+            held.entries as u64,
+        ),
+        (
+            "userflows_journal_bytes",
+            "gauge",
+            "JSON bytes of the entries the request journal holds.",
+            held.bytes as u64,
+        ),
+        (
+            "userflows_journal_limit_bytes",
+            "gauge",
+            "The request journal's bound in bytes (--journal-bytes; 0: off).",
+            held.limit as u64,
+        ),
+        (
+            "userflows_journal_dropped_total",
+            "counter",
+            "Oldest entries the request journal dropped to stay within its bound.",
+            held.dropped,
+        ),
+    ];
+    for (name, kind, help, value) in values {
+        render_value(out, name, kind, help, value);
+    }
 }
 
 /// `userflows_faults_injected_total{rule}`, one line per rule in force.

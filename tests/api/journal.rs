@@ -163,6 +163,16 @@ fn the_byte_bound_drops_the_oldest_and_counts_them() {
         .as_str()
         .unwrap()
         .ends_with("n39"));
+    // The metrics say the same: what is held against the bound, and what went.
+    let metrics = app.request("GET", "/_emulator/metrics", &[], None).body;
+    let gauge = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} ")));
+        line.unwrap().split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(gauge("userflows_journal_entries"), kept.len() as u64);
+    assert_eq!(gauge("userflows_journal_bytes"), bytes as u64);
+    assert_eq!(gauge("userflows_journal_limit_bytes"), 4_000);
+    assert_eq!(gauge("userflows_journal_dropped_total"), page["dropped"]);
     // A full clear resets the count.
     app.request("DELETE", "/_emulator/requests", &[], None);
     assert_eq!(journal(&app, "")["dropped"], 0);
