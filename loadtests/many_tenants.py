@@ -47,10 +47,10 @@ def disk_bytes(path: str) -> int:
 
 
 class Server:
-    def __init__(self, binary: str, data: str, port: int, park_after: int = 0):
+    def __init__(self, binary: str, data: str, port: int, park_after: int = 0, extra=()):
         self.port = port
         self.process = subprocess.Popen(
-            [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
+            [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "USERFLOWS_TENANT_IDLE_SECS": str(park_after)},

@@ -1,7 +1,8 @@
 //! The request journal: every Graph, batch-item and identity request the emulator answered,
 //! with what it decided about it (tenant, app, operation, status, throttling, fault, the event
 //! it appended), so that a client's test can assert what its client did. Bounded by the bytes
-//! of each entry's JSON encoding, the oldest entries going first; read with filters and grouped
+//! each entry holds (its JSON encoding and its bookkeeping), the oldest entries going first;
+//! read with filters and grouped
 //! into logical requests (a request and its retries) by [`Journal::summary`].
 
 use std::collections::{HashMap, VecDeque};
@@ -231,14 +232,32 @@ pub struct Logical {
     pub honoured: bool,
 }
 
+/// The allocator's header of an entry's JSON, counted with it.
+const ALLOCATION_HEADER: usize = 16;
+
+impl Stored {
+    /// The bytes the bound counts for its JSON.
+    fn cost(&self) -> usize {
+        self.json.len() + ALLOCATION_HEADER
+    }
+}
+
 #[derive(Debug, Default)]
 struct Ring {
     entries: VecDeque<Stored>,
+    /// The sum of the entries' [`Stored::cost`].
     bytes: usize,
     dropped: u64,
 }
 
 impl Ring {
+    /// The memory the bound counts: each entry's JSON with its allocation header, and every
+    /// slot of the ring (used or not, since the ring grows by doubling), so that the bound
+    /// holds for the memory the journal takes, not only its text.
+    fn held(&self) -> usize {
+        self.bytes + self.entries.capacity() * std::mem::size_of::<Stored>()
+    }
+
     /// The newest `filter.limit` entries that match it, oldest first.
     fn matching(&self, filter: &Filter) -> Vec<&Stored> {
         let mut kept: Vec<&Stored> = self
@@ -257,8 +276,10 @@ impl Ring {
 #[derive(Debug, Clone, Copy)]
 pub struct Held {
     pub entries: usize,
-    /// The JSON bytes of the entries, what the bound counts.
+    /// What the bound counts: the entries' JSON and their bookkeeping.
     pub bytes: usize,
+    /// The entries' JSON alone.
+    pub json_bytes: usize,
     pub dropped: u64,
     /// The bound (`--journal-bytes`).
     pub limit: usize,
@@ -293,7 +314,8 @@ impl Journal {
         let ring = self.ring();
         Held {
             entries: ring.entries.len(),
-            bytes: ring.bytes,
+            bytes: ring.held(),
+            json_bytes: ring.entries.iter().map(|e| e.json.len()).sum(),
             dropped: ring.dropped,
             limit: self.limit,
         }
@@ -331,13 +353,13 @@ impl Journal {
             json,
         };
         let mut ring = self.ring();
-        ring.bytes += stored.json.len();
+        ring.bytes += stored.cost();
         ring.entries.push_back(stored);
-        while ring.bytes > self.limit {
+        while ring.held() > self.limit {
             let Some(gone) = ring.entries.pop_front() else {
                 break;
             };
-            ring.bytes -= gone.json.len();
+            ring.bytes -= gone.cost();
             ring.dropped += 1;
         }
     }
@@ -390,7 +412,7 @@ impl Journal {
                 let entries = std::mem::take(&mut ring.entries);
                 let (gone, kept): (VecDeque<_>, VecDeque<_>) =
                     entries.into_iter().partition(|e| e.of_tenant(tenant));
-                ring.bytes -= gone.iter().map(|e| e.json.len()).sum::<usize>();
+                ring.bytes -= gone.iter().map(Stored::cost).sum::<usize>();
                 ring.entries = kept;
             }
         }
@@ -532,7 +554,10 @@ mod tests {
         let size = serde_json::to_vec(&entry(0, 201, None, None))
             .unwrap()
             .len();
-        let journal = Journal::new(size * 3);
+        // Room for three entries, each its JSON and allocation header, in a ring of four slots
+        // (the smallest a ring grows to), but not for four.
+        let slots = 4 * std::mem::size_of::<Stored>();
+        let journal = Journal::new((size + ALLOCATION_HEADER) * 3 + slots);
         for at in 0..5 {
             journal.record(&entry(at, 201, None, None));
         }

@@ -429,7 +429,7 @@ fn parse_limits(body: &[u8], current: Limits) -> Result<Limits, ApiError> {
 
 /// The request journal's gauges: what it holds against its bound, and what it dropped.
 fn render_journal(out: &mut String, held: crate::journal::Held) {
-    let values: [(&str, &str, &str, u64); 4] = [
+    let values: [(&str, &str, &str, u64); 5] = [
         (
             "userflows_journal_entries",
             "gauge",
@@ -439,8 +439,14 @@ fn render_journal(out: &mut String, held: crate::journal::Held) {
         (
             "userflows_journal_bytes",
             "gauge",
-            "JSON bytes of the entries the request journal holds.",
+            "Bytes the request journal's bound counts: its entries' JSON, their allocations and the ring's slots.",
             held.bytes as u64,
+        ),
+        (
+            "userflows_journal_json_bytes",
+            "gauge",
+            "JSON bytes of the entries the request journal holds.",
+            held.json_bytes as u64,
         ),
         (
             "userflows_journal_limit_bytes",
