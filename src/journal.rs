@@ -1,9 +1,9 @@
 //! The request journal: every Graph, batch-item and identity request the emulator answered,
 //! with what it decided about it (tenant, app, operation, status, throttling, fault, the event
-//! it appended), so that a client's test can assert what its client did. Bounded by the bytes
-//! each entry holds (its JSON encoding and its bookkeeping), the oldest entries going first;
-//! read with filters and grouped
-//! into logical requests (a request and its retries) by [`Journal::summary`].
+//! it appended), so that a client's test can assert what its client did. Bounded by the memory
+//! its entries take (their JSON and their bookkeeping), the oldest entries going first; read
+//! with filters and grouped into logical requests (a request and its retries) by
+//! [`Journal::summary`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

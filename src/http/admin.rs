@@ -608,7 +608,7 @@ struct RequestsQuery {
 }
 
 /// How `GET /_emulator/requests` answers.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum JournalFormat {
     /// `{"enabled", "dropped", "value"}`.
     Json,
