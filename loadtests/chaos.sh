@@ -45,17 +45,7 @@ for port in $OFF $THROTTLED $FAULTED $UNJOURNALED; do wait_ready "$port" >/dev/n
 TOKEN=$("$BIN" token --tenant bench-tenant)
 
 # rps PORT: creates per second against one server (after a warm-up); every answer a 201.
-rps() {
-    local url="http://127.0.0.1:$1/beta/identity/userFlows"
-    BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s loadtests/wrk/create.lua "$url" >/dev/null
-    BENCH_TOKEN=$TOKEN wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s loadtests/wrk/create.lua "$url" >"$TMP/$1.wrk"
-    local line non201
-    line=$(grep -m1 '^RESULT ' "$TMP/$1.wrk")
-    non201=$(tr ' ' '\n' <<<"$line" | sed -n 's/^non201=//p')
-    [[ "$non201" == 0 ]] || { echo "port $1: $non201 answers were not 201: $line" >&2; exit 1; }
-    tr ' ' '\n' <<<"$line" | sed -n 's/^rps=//p'
-}
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+rps() { creates_rps "http://127.0.0.1:$1/beta/identity/userFlows" "$TOKEN" "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 PORTS=("$OFF" "$THROTTLED" "$FAULTED" "$UNJOURNALED")

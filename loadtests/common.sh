@@ -23,4 +23,18 @@ wait_ready() {
     echo "$body"
 }
 
+# creates_rps URL TOKEN NAME: durable creates per second of wrk's create script against URL
+# (after a warm-up of $WARMUP s, measured over $DURATION s, $CONNECTIONS connections); fails
+# unless every answer was a 201. NAME names the wrk output in $TMP.
+creates_rps() {
+    local url=$1 token=$2 name=$3 line non201
+    BENCH_TOKEN=$token wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s loadtests/wrk/create.lua "$url" >/dev/null
+    BENCH_TOKEN=$token wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s loadtests/wrk/create.lua "$url" >"$TMP/$name.wrk"
+    line=$(grep -m1 '^RESULT ' "$TMP/$name.wrk")
+    non201=$(tr ' ' '\n' <<<"$line" | sed -n 's/^non201=//p')
+    [[ "$non201" == 0 ]] || { echo "$name: $non201 answers were not 201: $line" >&2; exit 1; }
+    tr ' ' '\n' <<<"$line" | sed -n 's/^rps=//p'
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
 cargo build --release --quiet

@@ -57,7 +57,6 @@ rps() {
     tr ' ' '\n' <<<"$line" | sed -n 's/^rps=//p'
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 TARGETS=(http https strict)

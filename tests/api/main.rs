@@ -9,6 +9,7 @@
 mod admin;
 mod auth;
 mod batch;
+mod cluster;
 mod crash;
 mod create;
 mod disk_full;
