@@ -22,9 +22,25 @@ struct Cluster {
     dir: tempfile::TempDir,
     base: u16,
     agent: ureq::Agent,
+    /// Extra `serve` flags for every instance.
+    emulator_args: &'static str,
 }
 
 impl Cluster {
+    /// A cluster of `INSTANCES` instances, up.
+    fn up(emulator_args: &'static str) -> Self {
+        let cluster = Self {
+            dir: tempfile::tempdir().unwrap(),
+            base: free_ports(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(std::time::Duration::from_secs(20))
+                .build(),
+            emulator_args,
+        };
+        cluster.script(&["up", &INSTANCES.to_string()]);
+        cluster
+    }
+
     fn script(&self, args: &[&str]) -> String {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let output = Command::new("bash")
@@ -33,6 +49,7 @@ impl Cluster {
             .env("CLUSTER_DIR", self.dir.path())
             .env("BASE_PORT", self.base.to_string())
             .env("EMULATOR_BIN", env!("CARGO_BIN_EXE_userflows-emulator"))
+            .env("EMULATOR_ARGS", self.emulator_args)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -118,11 +135,15 @@ impl Drop for Cluster {
     }
 }
 
-/// A base port with it and the next `INSTANCES` ports free.
+/// A base port with it and the next `INSTANCES` ports free, a different range for each
+/// cluster of this process, below the kernel's ephemeral range (where the other tests' servers
+/// on port 0 bind).
 fn free_ports() -> u16 {
-    let seed = u16::try_from(std::process::id() % 2_000).unwrap();
+    static CLUSTERS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let nth = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = u16::try_from(std::process::id() % 500).unwrap() * 10 + nth * 5_000;
     (0..200)
-        .map(|k| 30_000 + (seed + k * 17) % 20_000)
+        .map(|k| 20_000 + (seed + k * 17) % 10_000)
         .find(|&base| (0..=INSTANCES).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
         .unwrap()
 }
@@ -142,6 +163,58 @@ fn haproxy_present() -> bool {
     found
 }
 
+#[test]
+fn throttling_and_the_token_endpoint_are_per_tenant_through_the_balancer() {
+    if !haproxy_present() {
+        return;
+    }
+    let cluster = Cluster::up("--throttle-tenant-rpm 3");
+    // Two tenants on two different instances.
+    let tenants: Vec<String> = (0..40).map(|i| format!("throttled-{i}")).collect();
+    for tenant in &tenants {
+        assert_eq!(cluster.create(tenant, "First").0, 201);
+    }
+    let home = |tenant: &str| {
+        (1..=INSTANCES)
+            .find(|&i| cluster.tenants_of(i).contains(tenant))
+            .unwrap()
+    };
+    let a = &tenants[0];
+    let b = tenants.iter().find(|t| home(t) != home(a)).unwrap();
+    // Tenant a's bucket (3 a minute) is on its one instance: the fourth request is refused,
+    // whatever the balancer does, and tenant b is not affected.
+    assert_eq!(cluster.create(a, "Second").0, 201);
+    assert_eq!(cluster.create(a, "Third").0, 201);
+    let (status, body) = cluster.create(a, "Fourth");
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert_eq!(cluster.create(b, "Second").0, 201);
+
+    // The token endpoint routes by the tenant in its path: the request lands on (and is
+    // journaled by) the instance that holds that tenant.
+    let form = "grant_type=client_credentials&client_id=app&client_secret=s\
+                &scope=https%3A%2F%2Fgraph.microsoft.com%2F.default";
+    let answer = cluster
+        .agent
+        .post(&format!(
+            "http://127.0.0.1:{}/{b}/oauth2/v2.0/token",
+            cluster.base
+        ))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(form)
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let journal = |instance: u16| {
+        let path = "/_emulator/requests?operation=token";
+        let (status, body) = cluster.call(cluster.base + instance, None, "GET", path, None);
+        assert_eq!(status, 200);
+        body["value"].as_array().unwrap().len()
+    };
+    assert_eq!(journal(home(b)), 1);
+    let elsewhere: usize = (1..=INSTANCES).filter(|&i| i != home(b)).map(journal).sum();
+    assert_eq!(elsewhere, 0);
+}
+
 /// The acknowledged creates: (tenant as the emulator files it, flow id).
 type Acknowledged = Vec<(String, String)>;
 
@@ -153,14 +226,7 @@ fn tenants_shard_across_instances_behind_haproxy_and_survive_a_killed_instance()
     if !haproxy_present() {
         return;
     }
-    let cluster = Cluster {
-        dir: tempfile::tempdir().unwrap(),
-        base: free_ports(),
-        agent: ureq::AgentBuilder::new()
-            .timeout(std::time::Duration::from_secs(20))
-            .build(),
-    };
-    cluster.script(&["up", &INSTANCES.to_string()]);
+    let cluster = Cluster::up("");
 
     // Creates in 300 tenants through the balancer, GUID tenants in upper case for some: the
     // balancer routes a tenant whatever its case, as the emulator files it.
