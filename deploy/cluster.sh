@@ -151,6 +151,12 @@ case "${1:-}" in
     [[ -x "$bin" ]] || die "no emulator at $bin (cargo build --release, or set EMULATOR_BIN)"
     mkdir -p "$dir"
     [[ -s "$dir/instances" ]] && alive "$dir/haproxy.pid" && die "a cluster is already up in $dir"
+    # The slots were spread over the instances this directory was first brought up with;
+    # a different count would route tenants to instances that do not hold them.
+    if [[ -s "$dir/layout" && "$(cat "$dir/layout")" != "$n" ]]; then
+      die "$dir holds tenants spread over $(cat "$dir/layout") instances: bring it up with that many (adding instances moves tenants: docs/scale-out.md)"
+    fi
+    echo "$n" >"$dir/layout"
     echo "$n" >"$dir/instances"
     write_slots "$n"
     write_config "$n"
