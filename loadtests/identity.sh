@@ -46,15 +46,7 @@ rps() {
         https) url="https://127.0.0.1:$TLS"; token=$LENIENT_TOKEN ;;
         strict) url="http://127.0.0.1:$STRICT"; token=$STRICT_TOKEN ;;
     esac
-    BENCH_TOKEN=$token wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s loadtests/wrk/create.lua \
-        "$url/beta/identity/userFlows" >/dev/null
-    BENCH_TOKEN=$token wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s loadtests/wrk/create.lua \
-        "$url/beta/identity/userFlows" >"$TMP/$1.wrk"
-    local line non201
-    line=$(grep -m1 '^RESULT ' "$TMP/$1.wrk")
-    non201=$(tr ' ' '\n' <<<"$line" | sed -n 's/^non201=//p')
-    [[ "$non201" == 0 ]] || { echo "$1: $non201 answers were not 201: $line" >&2; exit 1; }
-    tr ' ' '\n' <<<"$line" | sed -n 's/^rps=//p'
+    creates_rps "$url/beta/identity/userFlows" "$token" "$1"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
