@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Durable creates against servers that differ only in --journal-bytes, in ONE run: does the
 # request journal's cost follow its size (memory traffic) or only its count of entries (code)?
-# Rounds rotate the order of the servers; each prints creates/s and the ratio to the journal off.
+# Rounds rotate the order of the servers; each prints creates/s, the server's CPU per create
+# (utime + stime from /proc over the measured run, which the load generator's share of the
+# cores does not blur) and the ratios to the first.
 #
 #   SIZES="0 1048576 16777216" ROUNDS=3 DURATION=5 bash loadtests/journal_sizes.sh
 #
@@ -23,21 +25,28 @@ for i in "${!SIZES[@]}"; do
     PIDS+=($!)
 done
 for i in "${!SIZES[@]}"; do wait_ready $((BASE + i)) >/dev/null; done
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, in clock ticks
+TICK=$(getconf CLK_TCK)
 TOKEN=$("$BIN" token --tenant bench-tenant)
 
 n=${#SIZES[@]}
 header="| round |"
-for size in "${SIZES[@]}"; do header+=" $size B creates/s |"; done
+for size in "${SIZES[@]}"; do header+=" $size B creates/s | µs CPU per create |"; done
 for size in "${SIZES[@]:1}"; do header+=" $size / ${SIZES[0]} |"; done
 echo "$header"
 for round in $(seq 1 "$ROUNDS"); do
-    declare -A rate=()
+    declare -A rate=() cost=()
     for k in $(seq 0 $((n - 1))); do
         i=$(( (k + round - 1) % n ))
+        before=$(cpu "${PIDS[$i]}")
         rate[$i]=$(creates_rps "http://127.0.0.1:$((BASE + i))/beta/identity/userFlows" "$TOKEN" "$i")
+        after=$(cpu "${PIDS[$i]}")
+        # The CPU covers the warm-up too: divide by the creates of both runs, at the measured rate.
+        cost[$i]=$(awk -v c=$((after - before)) -v t="$TICK" -v r="${rate[$i]}" -v d="$DURATION" -v w="$WARMUP" \
+            'BEGIN {printf "%.2f", c / t * 1e6 / (r * (d + w))}')
     done
     row="| $round |"
-    for i in $(seq 0 $((n - 1))); do row+=" ${rate[$i]} |"; done
+    for i in $(seq 0 $((n - 1))); do row+=" ${rate[$i]} | ${cost[$i]} |"; done
     for i in $(seq 1 $((n - 1))); do
         row+=" $(awk -v a="${rate[$i]}" -v b="${rate[0]}" 'BEGIN {printf "%.2f", a / b}') |"
     done
