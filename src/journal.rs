@@ -315,7 +315,7 @@ impl Journal {
         Held {
             entries: ring.entries.len(),
             bytes: ring.held(),
-            json_bytes: ring.entries.iter().map(|e| e.json.len()).sum(),
+            json_bytes: ring.bytes - ring.entries.len() * ALLOCATION_HEADER,
             dropped: ring.dropped,
             limit: self.limit,
         }
