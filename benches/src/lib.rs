@@ -64,6 +64,7 @@ pub fn request_meta() -> RequestMeta {
     RequestMeta {
         request_id: uuid::Uuid::from_u128(1),
         client_request_id: Some("00000000-0000-0000-0000-000000000002".to_owned()),
+        hold: false,
     }
 }
 

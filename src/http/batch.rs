@@ -3,6 +3,7 @@
 //! request order. Writes that depend on nothing are handed to their tenant back to back, so
 //! they share group commits; a read, or a request with `dependsOn`, waits for what came before.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -131,6 +132,7 @@ pub(super) async fn run(
         base: request.base,
         envelope: context.request_id,
         caller: &caller,
+        writes_follow: Cell::new(false),
     };
     let answers = execute(&items, &batch).await;
     // An item that met a transport fault breaks the batch's own connection.
@@ -384,9 +386,19 @@ struct Batch<'a> {
     /// The envelope's request id.
     envelope: uuid::Uuid,
     caller: &'a Caller,
+    /// Set while the batch sends writes without waiting for them: the tenant holds their events
+    /// until [`Batch::release`], so that they share one append and one flush.
+    writes_follow: Cell<bool>,
 }
 
 impl Batch<'_> {
+    /// Ends a run of writes: the tenant writes what it holds for them.
+    fn release(&self) {
+        if self.writes_follow.replace(false) {
+            self.state.registry.release(&self.caller.tenant);
+        }
+    }
+
     fn item(&self, item: &Item) -> BatchItem {
         BatchItem {
             request_id: self.envelope,
@@ -402,7 +414,7 @@ async fn execute(items: &[Item], batch: &Batch<'_>) -> Vec<Option<HttpResponse>>
         let item = &items[at];
         let is_write = item.method == Method::POST || item.method == Method::DELETE;
         if !is_write || !item.depends_on.is_empty() {
-            settle(&mut running, &mut answers).await;
+            settle(&mut running, &mut answers, batch).await;
         }
         let failed = item.depends_on.iter().find(|&&d| {
             answers[d]
@@ -417,6 +429,7 @@ async fn execute(items: &[Item], batch: &Batch<'_>) -> Vec<Option<HttpResponse>>
             answers[at] = Some(refused(item, &error, batch));
             continue;
         }
+        batch.writes_follow.set(is_write);
         let mut future: Running<'_> = Box::pin(run_item(item, batch));
         // Polled once now: the request reaches its tenant before the next one is made, so the
         // tenant decides them in request order.
@@ -435,12 +448,18 @@ async fn execute(items: &[Item], batch: &Batch<'_>) -> Vec<Option<HttpResponse>>
             break;
         }
     }
-    settle(&mut running, &mut answers).await;
+    settle(&mut running, &mut answers, batch).await;
     answers
 }
 
-/// Waits for every running item.
-async fn settle(running: &mut Vec<(usize, Running<'_>)>, answers: &mut [Option<HttpResponse>]) {
+/// Waits for every running item, once the tenant was told to write what it holds for them
+/// (every wait of the batch comes after this, so no held write outlives the batch).
+async fn settle(
+    running: &mut Vec<(usize, Running<'_>)>,
+    answers: &mut [Option<HttpResponse>],
+    batch: &Batch<'_>,
+) {
+    batch.release();
     let (indexes, futures): (Vec<usize>, Vec<Running<'_>>) = running.drain(..).unzip();
     for (at, answer) in indexes
         .into_iter()
@@ -495,6 +514,7 @@ async fn run_item(item: &Item, batch: &Batch<'_>) -> HttpResponse {
             base: batch.base,
             body: Body::Bytes(body),
             batch: Some(batch.item(item)),
+            writes_follow: Some(&batch.writes_follow),
         },
         batch.state,
     )

@@ -235,6 +235,7 @@ impl RequestContext {
         RequestMeta {
             request_id: self.request_id,
             client_request_id: self.client_request_id.clone(),
+            hold: false,
         }
     }
 

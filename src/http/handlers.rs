@@ -3,6 +3,7 @@
 //! request is first made a [`GraphRequest`], so that a `$batch` item takes exactly the same
 //! path through [`serve`] as the same request sent alone.
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderMap};
@@ -22,7 +23,7 @@ use super::{batch, connection, AppState};
 use crate::chaos::{Failure, Fault, Injected, Operation};
 use crate::domain::{Command, DeleteUserFlow, DomainError, FlowKey};
 use crate::metrics::RouteLabel;
-use crate::tenant::{Read, ReadOutcome, TenantId, WriteOutcome};
+use crate::tenant::{Read, ReadOutcome, RequestMeta, TenantId, WriteOutcome};
 
 /// A Graph request, from the wire or from a `$batch`.
 pub(super) struct GraphRequest<'a> {
@@ -36,6 +37,17 @@ pub(super) struct GraphRequest<'a> {
     pub body: Body,
     /// For a `$batch` item, which batch and item it is (for the request journal).
     pub batch: Option<crate::journal::BatchItem>,
+    /// For a `$batch` item, set while more of the batch's writes follow this one at once.
+    pub writes_follow: Option<&'a Cell<bool>>,
+}
+
+/// What the tenant records of a write, and whether it may hold the write for the ones that
+/// follow (read as the write is sent, so that a batch's writes share one flush).
+fn write_meta(context: &RequestContext, writes_follow: Option<&Cell<bool>>) -> RequestMeta {
+    RequestMeta {
+        hold: writes_follow.is_some_and(Cell::get),
+        ..context.meta()
+    }
 }
 
 /// A request body: streamed from the connection, or already read (a batch item's).
@@ -59,6 +71,7 @@ pub(super) async fn graph(
         base: &base,
         body: Body::Stream(payload),
         batch: None,
+        writes_follow: None,
     };
     if !batch::is_batch_path(request.path) {
         let response = serve(request, &state).await;
@@ -271,6 +284,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     parse_none(request.query)?;
     require_json(request.headers)?;
+    let writes_follow = request.writes_follow;
     let body = match request.body {
         Body::Stream(payload) => actix_web::rt::time::timeout(
             state.body_timeout,
@@ -291,7 +305,11 @@ async fn create(
     let command = parse_create_body(&body)?;
     let outcome = state
         .registry
-        .execute(tenant, Command::Create(command), context.meta())
+        .execute(
+            tenant,
+            Command::Create(command),
+            write_meta(context, writes_follow),
+        )
         .await?;
     let WriteOutcome::Created(flow, seq) = outcome else {
         return Err(ApiError::Internal("a create did not create".to_owned()));
@@ -321,7 +339,7 @@ async fn delete(
     let command = Command::Delete(DeleteUserFlow { id });
     if let WriteOutcome::Deleted(_, seq) = state
         .registry
-        .execute(tenant, command, context.meta())
+        .execute(tenant, command, write_meta(context, request.writes_follow))
         .await?
     {
         context.note(|n| n.seq = Some(seq));

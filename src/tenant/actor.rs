@@ -1,6 +1,7 @@
 //! The tenant actor: decides commands in arrival order and appends their events to the tenant's
 //! stream in batches, one write each (docs/adr/0007). In the default mode a batch is the events
-//! of one pass over the mailbox, and they are applied and answered once the group commit says
+//! of one pass over the mailbox (or more, while a `$batch` holds its writes for the ones that
+//! follow), and they are applied and answered once the group commit says
 //! they are durable; reads see only that state, so no client sees a change a crash could take
 //! back. With a log that stores on append (relaxed, in memory), events are applied and answered
 //! when decided and written behind, in fuller batches (docs/adr/0008).
@@ -58,6 +59,24 @@ struct WriteBatch;
 
 impl Message for WriteBatch {
     type Result = ();
+}
+
+/// Write the events held for the writes that were to follow them (see [`RequestMeta::hold`]).
+pub(super) struct Release;
+
+impl Message for Release {
+    type Result = ();
+}
+
+/// With group commit: how the batch being staged will be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteDue {
+    /// Nothing is staged, or it was written at `MAX_BATCH`.
+    Unscheduled,
+    /// Only held writes were staged: written on [`Release`] or with the next write not held.
+    Held,
+    /// A [`WriteBatch`] is on its way.
+    Notified,
 }
 
 /// The most events one write carries; a fuller batch is written at once.
@@ -140,6 +159,8 @@ pub(super) struct TenantActor {
     failing: bool,
     /// Written behind: a timer is due to write the batch.
     timer_armed: bool,
+    /// With group commit: whether and how the staged batch is to be written.
+    write_due: WriteDue,
     /// When set, the actor parks its tenant once it has been idle this long.
     parking: Option<Parking>,
     /// Held for as long as the actor lives: a stopping registry waits until every one is gone.
@@ -194,6 +215,7 @@ impl TenantActor {
             write_failures: start.write_failures,
             failing: false,
             timer_armed: false,
+            write_due: WriteDue::Unscheduled,
             parking: start.parking,
             _alive: start.alive,
         }
@@ -266,6 +288,19 @@ impl TenantActor {
             .map_err(|e| TenantError::Internal(e.to_string()))?;
         self.batch.push(&self.record);
         Ok((seq, event))
+    }
+
+    /// A staged event's write: once the mailbox is drained, unless it is held for the writes
+    /// that follow it.
+    fn schedule_write(&mut self, hold: bool, ctx: &mut Context<Self>) {
+        match (self.write_due, hold) {
+            (WriteDue::Notified, _) | (WriteDue::Held, true) => {}
+            (WriteDue::Unscheduled, true) => self.write_due = WriteDue::Held,
+            (WriteDue::Unscheduled | WriteDue::Held, false) => {
+                self.write_due = WriteDue::Notified;
+                ctx.notify(WriteBatch);
+            }
+        }
     }
 
     /// Appends the batch with one write and hands it to the group commit.
@@ -582,15 +617,14 @@ impl Handler<Execute> for TenantActor {
             self.write_behind_when_due(ctx);
             return;
         }
+        let hold = meta.hold;
         let decided = self.decide_and_stage(command, meta);
         // Decided: the command leaves the bounded queue, even if it still waits for the disk.
         drop(permit);
         let (seq, decision) = match decided {
             Ok((seq, event)) => {
                 self.pending.record(seq, &event);
-                if self.batch.len() == 1 {
-                    ctx.notify(WriteBatch);
-                }
+                self.schedule_write(hold, ctx);
                 (seq, Ok(event))
             }
             // A refusal may rest on an event not yet durable: it waits for the same flush.
@@ -634,7 +668,19 @@ impl Handler<WriteBatch> for TenantActor {
     type Result = ();
 
     fn handle(&mut self, _msg: WriteBatch, ctx: &mut Self::Context) {
+        self.write_due = WriteDue::Unscheduled;
         self.write_batch(ctx);
+    }
+}
+
+impl Handler<Release> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Release, ctx: &mut Self::Context) {
+        if self.write_due == WriteDue::Held {
+            self.write_due = WriteDue::Unscheduled;
+            self.write_batch(ctx);
+        }
     }
 }
 

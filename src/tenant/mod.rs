@@ -83,6 +83,10 @@ pub struct RequestMeta {
     pub request_id: uuid::Uuid,
     /// As the client sent it; `None` when it sent none.
     pub client_request_id: Option<String>,
+    /// More writes of the same caller follow at once (a `$batch`): the tenant holds this
+    /// write's event until [`TenantRegistry::release`] or a write that is not held, so that
+    /// they all share one append and one flush.
+    pub hold: bool,
 }
 
 /// What a write did, and the position of the event it appended in its tenant's log.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix::Actor;
 
-use super::actor::{ActorStart, Health, Parking, Stop, TenantActor};
+use super::actor::{ActorStart, Health, Parking, Release, Stop, TenantActor};
 use super::handle::{settled, TenantHandle};
 use super::pool::{Placement, Pool};
 use super::startup::RecoverySummary;
@@ -306,6 +306,16 @@ impl TenantRegistry {
             Ok(_) => Err(TenantError::Internal(
                 "a command of a tenant with no log was accepted without its actor".to_owned(),
             )),
+        }
+    }
+
+    /// Writes the events a tenant holds for writes that were to follow them
+    /// ([`RequestMeta::hold`]). A tenant that is not running holds none.
+    pub fn release(&self, tenant: &TenantId) {
+        if let Ok(tenants) = self.tenants.read() {
+            if let Some(Slot::Running(handle)) = tenants.get(tenant) {
+                handle.addr.do_send(Release);
+            }
         }
     }
 

@@ -172,6 +172,15 @@ fn meta() -> RequestMeta {
     RequestMeta {
         request_id: uuid::Uuid::nil(),
         client_request_id: Some("c".into()),
+        hold: false,
+    }
+}
+
+/// Request metadata of a write that more writes follow.
+fn held_meta() -> RequestMeta {
+    RequestMeta {
+        hold: true,
+        ..meta()
     }
 }
 
@@ -204,14 +213,23 @@ fn tenant_over(commit: Commit) -> (Arc<TestLog>, TenantRegistry, TenantHandle) {
     (log, registry, handle)
 }
 
+type Running = actix_web::rt::task::JoinHandle<Result<WriteOutcome, TenantError>>;
+
 /// Sends a create of each id in order and waits until each is queued (the actor's arbiter
 /// held), so they are handled in this order.
-async fn queue_creates(
+async fn queue_creates(handle: &TenantHandle, ids: &[&str]) -> Vec<Running> {
+    queue_writes(handle, ids, meta).await
+}
+
+/// [`queue_creates`], each create sent with `meta()`.
+async fn queue_writes(
     handle: &TenantHandle,
     ids: &[&str],
-) -> Vec<actix_web::rt::task::JoinHandle<Result<WriteOutcome, TenantError>>> {
+    meta: fn() -> RequestMeta,
+) -> Vec<Running> {
     let mut creates = Vec::new();
-    for (queued, &id) in (1..).zip(ids) {
+    let before = handle.queued.load(Ordering::Acquire);
+    for (queued, &id) in (before + 1..).zip(ids) {
         let h = handle.clone();
         let command = create(id);
         creates.push(actix_web::rt::spawn(async move {
@@ -289,6 +307,55 @@ async fn the_creates_queued_in_one_pass_are_one_write_and_answered_after_its_flu
         handle.read(Read::Count(None)).await,
         Ok(ReadOutcome::Count(3))
     ));
+    registry.shutdown();
+}
+
+/// Two reads in turn: the second is handled in a later pass over the mailbox than any message
+/// sent before the first, so a write notified by those messages has run by then.
+async fn after_a_pass(handle: &TenantHandle) {
+    for _ in 0..2 {
+        handle.read(Read::Count(None)).await.unwrap();
+    }
+}
+
+#[actix_web::test]
+async fn held_writes_wait_for_their_release_or_a_write_not_held_and_share_one_write() {
+    let (log, registry, handle) = held_tenant();
+    let tenant = TenantId::parse("t").unwrap();
+    let release = hold_the_arbiter(&registry);
+    let held = queue_writes(&handle, &["a", "b"], held_meta).await;
+    release.send(()).unwrap();
+    after_a_pass(&handle).await;
+    assert!(log.writes().is_empty(), "held writes are not written");
+    registry.release(&tenant);
+    log.wait_for_flushes(1).await;
+    assert_eq!(log.writes(), [2], "released: one write of both");
+    log.complete_flush();
+    for create in held {
+        assert!(matches!(
+            create.await.unwrap(),
+            Ok(WriteOutcome::Created(..))
+        ));
+    }
+
+    // A write that is not held takes the held ones with it.
+    let release = hold_the_arbiter(&registry);
+    let mut creates = queue_writes(&handle, &["c"], held_meta).await;
+    creates.extend(queue_writes(&handle, &["d"], meta).await);
+    release.send(()).unwrap();
+    log.wait_for_flushes(1).await;
+    assert_eq!(log.writes(), [2, 2]);
+    log.complete_flush();
+    for create in creates {
+        assert!(matches!(
+            create.await.unwrap(),
+            Ok(WriteOutcome::Created(..))
+        ));
+    }
+    // A release with nothing held writes nothing.
+    registry.release(&tenant);
+    after_a_pass(&handle).await;
+    assert_eq!(log.writes(), [2, 2]);
     registry.shutdown();
 }
 

@@ -275,6 +275,10 @@ fn twenty_independent_creates_share_flushes() {
     let r = batch(&app, &json!({ "requests": requests }));
     assert!(statuses(&r).iter().all(|(_, s)| *s == 201), "{}", r.body);
     let flushes = metric(&app, "userflows_flushes_total") - before;
-    assert!(flushes <= 4.0, "20 creates took {flushes} flushes");
+    // The batch holds its writes until the last is sent: one append, one flush.
+    assert!(
+        (flushes - 1.0).abs() < 0.5,
+        "20 creates took {flushes} flushes"
+    );
     assert_eq!(app.count().body, "20");
 }

@@ -1,6 +1,7 @@
 //! `spawn_app()` and `TestApp`: one method per API call, so tests read like a client.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -145,6 +146,35 @@ pub fn assert_walk_exact(walk: &[String], lasting: &[String]) {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), walk.len(), "no flow twice: {walk:?}");
+}
+
+/// Walks with `walk` while another thread changes the tenant with `write(0)`, `write(1)`, …:
+/// at least `at_least` walks, and on until the writer has done three rounds during them.
+pub fn walks_while_writing(
+    at_least: usize,
+    walk: impl Fn() -> Vec<String>,
+    write: impl Fn(usize) + Sync,
+) -> Vec<Vec<String>> {
+    let stop = AtomicBool::new(false);
+    let rounds = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                write(i);
+                i += 1;
+                rounds.store(i, Ordering::Relaxed);
+            }
+        });
+        let mut walks = Vec::new();
+        while walks.len() < at_least || rounds.load(Ordering::Relaxed) < 3 {
+            assert!(walks.len() < 1000, "the writer made no progress");
+            walks.push(walk());
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        walks
+    })
 }
 
 /// A running emulator and a client for it.

@@ -1,11 +1,11 @@
 //! Queries over HTTP: `$filter`, `$orderby`, `$select`, `$skip`, `$count` on the list, `/$count`
 //! and get-by-id; nextLink walks that stay exact while others write; skiptoken misuse.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_walk_exact, spawn_app, token_for, TestApp, OTHER_TENANT};
+use crate::helpers::{
+    assert_walk_exact, spawn_app, token_for, walks_while_writing, TestApp, OTHER_TENANT,
+};
 
 fn create(app: &TestApp, id: &str, kind: &str, version: f64) {
     let body = json!({"id": id, "userFlowType": kind, "userFlowTypeVersion": version});
@@ -307,30 +307,22 @@ fn a_filtered_ordered_walk_sees_each_lasting_flow_once_while_others_write() {
     for i in 0..40 {
         create(&app, &format!("B2C_1_keep_churn{i}"), "signIn", 2.0);
     }
-    let stop = AtomicBool::new(false);
     let query = "$filter=startswith(id,'B2C_1_keep') and userFlowTypeVersion ge 1&$orderby=userFlowTypeVersion desc,id&$top=7";
-    let walks = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                // New flows sort everywhere in the walk, before and after its cursor.
-                create(
-                    &app,
-                    &format!("B2C_1_keep_new{i}"),
-                    "signIn",
-                    1.0 + f64::from(i % 3),
-                );
-                app.delete(&format!("B2C_1_keep_churn{}", i % 40));
-                app.delete(&format!("B2C_1_keep_new{}", i.max(1) - 1));
-                i += 1;
-            }
-            i
-        });
-        let walks: Vec<Vec<String>> = (0..4).map(|_| app.list_all(query)).collect();
-        stop.store(true, Ordering::Relaxed);
-        assert!(writer.join().unwrap() > 0);
-        walks
-    });
+    let walks = walks_while_writing(
+        4,
+        || app.list_all(query),
+        |i| {
+            // New flows sort everywhere in the walk, before and after its cursor.
+            create(
+                &app,
+                &format!("B2C_1_keep_new{i}"),
+                "signIn",
+                1.0 + (i % 3) as f64,
+            );
+            app.delete(&format!("B2C_1_keep_churn{}", i % 40));
+            app.delete(&format!("B2C_1_keep_new{}", i.max(1) - 1));
+        },
+    );
     for walk in walks {
         assert_walk_exact(&walk, &lasting);
         // The lasting flows come in the requested order.

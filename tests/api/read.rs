@@ -1,10 +1,8 @@
 //! Reading flows: get, key syntax, `$count`, listing, paging and query options.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde_json::json;
 
-use crate::helpers::{assert_walk_exact, flow, spawn_app};
+use crate::helpers::{assert_walk_exact, flow, spawn_app, walks_while_writing};
 
 #[test]
 fn get_answers_the_flow_by_id_ignoring_case_and_by_key_syntax() {
@@ -155,23 +153,15 @@ fn paging_is_stable_while_others_create_and_delete() {
     for i in 0..30 {
         app.create(&flow(&format!("early{i}")));
     }
-    let stop = AtomicBool::new(false);
-    let walks = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                app.create(&flow(&format!("churn{i}")));
-                app.delete(&format!("B2C_1_early{}", i % 30));
-                app.delete(&format!("B2C_1_churn{}", i.max(1) - 1));
-                i += 1;
-            }
-            i
-        });
-        let walks: Vec<Vec<String>> = (0..5).map(|_| app.list_all("$top=7")).collect();
-        stop.store(true, Ordering::Relaxed);
-        assert!(writer.join().unwrap() > 0);
-        walks
-    });
+    let walks = walks_while_writing(
+        5,
+        || app.list_all("$top=7"),
+        |i| {
+            app.create(&flow(&format!("churn{i}")));
+            app.delete(&format!("B2C_1_early{}", i % 30));
+            app.delete(&format!("B2C_1_churn{}", i.max(1) - 1));
+        },
+    );
     for walk in walks {
         assert_walk_exact(&walk, &stable);
     }
