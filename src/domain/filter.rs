@@ -66,11 +66,7 @@ impl Filter {
                 let same = flow.id.as_str().eq_ignore_ascii_case(value);
                 (*op == Equality::Eq) == same
             }
-            Self::IdStartsWith(prefix) => {
-                let id = flow.id.as_str().as_bytes();
-                id.len() >= prefix.len()
-                    && id[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-            }
+            Self::IdStartsWith(prefix) => starts_with_ignoring_case(flow.id.as_str(), prefix),
             Self::IdIn(values) => values
                 .iter()
                 .any(|v| flow.id.as_str().eq_ignore_ascii_case(v)),
@@ -89,6 +85,18 @@ impl Filter {
             }
         }
     }
+}
+
+/// Whether `id` starts with `prefix` (lower-cased) in any ASCII case. Compared from the
+/// prefix's end: ids share their leading `B2C_1_`, so a flow that fails mostly fails on the
+/// first byte compared.
+pub(super) fn starts_with_ignoring_case(id: &str, prefix: &str) -> bool {
+    id.as_bytes().get(..prefix.len()).is_some_and(|head| {
+        head.iter()
+            .rev()
+            .zip(prefix.as_bytes().iter().rev())
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+    })
 }
 
 #[cfg(test)]

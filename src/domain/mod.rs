@@ -2,6 +2,7 @@
 //! and the pure `decide`/`evolve` functions. It owns every rule a flow's values must meet
 //! (docs/reference.md §2) and knows nothing of HTTP, actix, sled, the clock or randomness.
 
+mod creation;
 mod event;
 mod filter;
 mod flow;

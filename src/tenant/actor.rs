@@ -105,6 +105,10 @@ struct Durable {
     result: Result<(), String>,
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per tenant actor, built once and never moved on a request's path"
+)]
 pub(super) enum Health {
     Ready(UserFlows),
     /// The log could not be recovered, or an append went wrong in a way that may have
