@@ -6,6 +6,7 @@ mod creation;
 mod event;
 mod filter;
 mod flow;
+mod id_index;
 mod order;
 mod state;
 

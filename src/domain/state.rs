@@ -6,14 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use std::cmp::Ordering;
-
 use serde::{Deserialize, Serialize};
 
 use super::creation::CreationOrder;
 use super::filter::{starts_with_ignoring_case, Comparison, Equality, Filter};
-use super::flow::{UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
-use super::order::{compare, compare_ids, Cursor, OrderKey, Property, SortValues};
+use super::flow::{UserFlow, UserFlowType};
+use super::id_index::{ById, IdIndex};
+use super::order::{compare, Cursor, OrderKey, Property, SortValues};
 
 /// Looking a flow up by its id in any ASCII case: all `decide` needs to know of a state.
 pub trait FlowLookup {
@@ -33,7 +32,7 @@ pub struct UserFlows {
     /// Flows (a second copy, with their positions) by id ignoring ASCII case: lookups, and
     /// `$orderby=id` and `startswith(id,…)` walks that read flows in order rather than jumping
     /// to each one's position.
-    by_id: BTreeSet<ById>,
+    by_id: IdIndex,
     /// The positions of each type's flows, by the type's rank: `userFlowType eq` and
     /// `$orderby=userFlowType`.
     by_type: [BTreeSet<u64>; UserFlowType::ALL.len()],
@@ -42,47 +41,6 @@ pub struct UserFlows {
     /// The position the next created flow gets. Derived from the events alone, so a replay
     /// gives every flow the same position it had live.
     next_position: u64,
-}
-
-/// A flow in the id index: ordered, and equal, by its id's ASCII lower-cased bytes.
-#[derive(Debug, Clone)]
-struct ById {
-    position: u64,
-    flow: UserFlow,
-}
-
-impl ById {
-    /// An entry that finds the flow with id `id` (in any case) in the index.
-    fn probe(id: &str) -> Self {
-        Self {
-            position: 0,
-            flow: UserFlow {
-                id: UserFlowId::from_stored(id),
-                user_flow_type: UserFlowType::SignUp,
-                user_flow_type_version: UserFlowTypeVersion::from_stored(1.0),
-            },
-        }
-    }
-}
-
-impl PartialEq for ById {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for ById {}
-
-impl PartialOrd for ById {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for ById {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare_ids(self.flow.id.as_str(), other.flow.id.as_str())
-    }
 }
 
 /// A state as plain data, for snapshots: every flow with its creation position, and the next
@@ -180,7 +138,7 @@ impl UserFlows {
 
     /// Removes the flow with id `id` in any ASCII case.
     pub(super) fn remove(&mut self, id: &str) {
-        if let Some(old) = self.by_id.take(&ById::probe(id)) {
+        if let Some(old) = self.by_id.take(id) {
             self.unindex(old.position, &old.flow);
         }
     }
@@ -230,7 +188,7 @@ impl UserFlows {
     /// Whether there are none.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_id.len() == 0
     }
 
     /// The position the next created flow gets: a horizon that holds every flow there is.
@@ -328,7 +286,7 @@ impl UserFlows {
     fn lookup(&self, ids: &[String]) -> Vec<(u64, &UserFlow)> {
         let mut found: Vec<(u64, &UserFlow)> = ids
             .iter()
-            .filter_map(|id| self.by_id.get(&ById::probe(id)))
+            .filter_map(|id| self.by_id.get(id))
             .map(|entry| (entry.position, &entry.flow))
             .collect();
         found.sort_unstable_by_key(|(p, _)| *p);
@@ -430,18 +388,18 @@ impl UserFlows {
     /// The flows whose lower-cased id starts with `prefix`, by id, after the id `from`.
     fn id_range<'a>(&'a self, prefix: &str, from: Option<&str>, descending: bool) -> Rows<'a> {
         let end = prefix_end(prefix);
-        let mut low = Bound::Included(ById::probe(prefix));
-        let mut high = Bound::Excluded(ById::probe(&end));
+        let mut low = Bound::Included(prefix);
+        let mut high = Bound::Excluded(end.as_str());
         match from {
             Some(from) if descending && from <= prefix => return Box::new(std::iter::empty()),
             Some(from) if !descending && from >= end.as_str() => {
                 return Box::new(std::iter::empty())
             }
-            Some(from) if descending => high = Bound::Excluded(ById::probe(from)),
-            Some(from) if from >= prefix => low = Bound::Excluded(ById::probe(from)),
+            Some(from) if descending => high = Bound::Excluded(from),
+            Some(from) if from >= prefix => low = Bound::Excluded(from),
             _ => {}
         }
-        let entries = self.by_id.range((low, high));
+        let entries = self.by_id.range(low, high);
         let entries: Box<dyn Iterator<Item = &ById>> = if descending {
             Box::new(entries.rev())
         } else {
@@ -492,7 +450,7 @@ impl UserFlows {
 
 impl FlowLookup for UserFlows {
     fn find(&self, id: &str) -> Option<&UserFlow> {
-        self.by_id.get(&ById::probe(id)).map(|entry| &entry.flow)
+        self.by_id.get(id).map(|entry| &entry.flow)
     }
 }
 
@@ -705,6 +663,12 @@ mod tests {
         }
         for i in (0..150).filter(|i| i % 15 != 0) {
             evolve(&mut s, &deleted(&format!("g{i}")));
+        }
+        // Enough live flows for the id index to hold several runs.
+        for i in 0..400u64 {
+            let id = format!("b2c_1_h{}", (i * 7919) % 400);
+            positions.insert(id.clone(), s.next_position());
+            evolve(&mut s, &created(&id));
         }
         for i in 0..60u64 {
             let id = if i % 3 == 0 {
