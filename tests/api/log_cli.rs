@@ -248,20 +248,23 @@ fn an_imported_v1_export_replays_exports_byte_for_byte_and_serves() {
 
 /// The first byte of every compact record (docs/adr/0005); JSON records start with `{`.
 const COMPACT_MARKER: u8 = 0xFB;
+/// The first byte of a stored value holding several records.
+const BATCH_MARKER: u8 = 0xFC;
 
-/// The first byte of each stored record of `tenant`, in seq order.
+/// The first byte of each stored value of `tenant`, in key order.
 fn stored_first_bytes(dir: &Path, tenant: &str) -> Vec<u8> {
     RawEvents::open(dir, tenant).first_bytes()
 }
 
 #[test]
 fn imports_are_stored_compact_and_json_records_from_before_still_read() {
-    // `log import` keeps each line in the compact form, which exports back byte for byte.
+    // `log import` keeps each line in the compact form, which exports back byte for byte, and
+    // a tenant's lines as one stored value, as a tenant's actor writes them under load.
     let (_tmp, imported) = imported_v1();
-    assert_eq!(
-        stored_first_bytes(&imported, V1_TENANT),
-        [COMPACT_MARKER; 5]
-    );
+    assert_eq!(stored_first_bytes(&imported, V1_TENANT), [BATCH_MARKER]);
+    let batch = RawEvents::open(&imported, V1_TENANT).get(1);
+    assert!(batch[1] < 0x80, "a one-byte length of the first record");
+    assert_eq!(batch[2], COMPACT_MARKER);
 
     // A directory written before ADR 0005 holds the JSON envelopes themselves.
     let tmp = tempfile::tempdir().unwrap();
@@ -514,7 +517,7 @@ fn fixture_line(tenant: &str, seq: u64) -> Value {
 fn tenants_shows_a_row_per_tenant_and_names_a_broken_log() {
     let (_tmp, dir) = imported_v1();
     damage(&dir, V1_OTHER, |t| {
-        let record = t.get(2);
+        let record = t.get(1);
         t.insert(5, record);
     });
     let run = log(&["tenants", "--data-dir", text(&dir)]).ok();
