@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::chaos::{Effect, Operation};
 
@@ -17,11 +17,9 @@ use crate::chaos::{Effect, Operation};
 pub const DEFAULT_JOURNAL_BYTES: usize = 16 << 20;
 
 /// One answered request, as it is recorded (borrowing what it can from the request).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Entry<'a> {
     /// When the request arrived.
-    #[serde(serialize_with = "rfc3339_millis")]
     pub at: SystemTime,
     pub tenant: Option<&'a str>,
     pub app: Option<&'a str>,
@@ -31,22 +29,18 @@ pub struct Entry<'a> {
     pub path: PathAndQuery<'a>,
     /// `None`: no answer (a fault rule broke the connection).
     pub status: Option<u16>,
-    #[serde(rename = "durationMs", serialize_with = "millis")]
     pub duration: Duration,
-    #[serde(serialize_with = "hyphenated")]
     pub request_id: uuid::Uuid,
     pub client_request_id: Option<&'a str>,
     pub retry_attempt: Option<u32>,
     /// The first 8 bytes of the SHA-256 of the request body, shown in hex.
-    #[serde(serialize_with = "optional_hex")]
     pub body_digest: Option<[u8; 8]>,
     pub batch: Option<BatchItem>,
     pub throttled: Option<Throttled>,
     pub fault: Option<FaultNote>,
     /// The log position of the event a committed write appended.
     pub seq: Option<u64>,
-    /// The answer's `Retry-After`, in seconds (for the summary; not an entry field).
-    #[serde(skip)]
+    /// The answer's `Retry-After`, in seconds (for the summary; not written in the JSON).
     pub retry_after: Option<u64>,
 }
 
@@ -57,72 +51,172 @@ pub struct PathAndQuery<'a> {
     pub query: &'a str,
 }
 
-impl Serialize for PathAndQuery<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.query.is_empty() {
-            s.serialize_str(self.path)
-        } else {
-            s.collect_str(&format_args!("{}?{}", self.path, self.query))
-        }
-    }
-}
-
 /// Which batch, and which of its items, an entry is.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct BatchItem {
-    #[serde(serialize_with = "hyphenated")]
     pub request_id: uuid::Uuid,
     pub item_id: Box<str>,
 }
 
 /// A throttled request's `Retry-After`, in seconds.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy)]
 pub struct Throttled {
     pub retry_after: u64,
 }
 
 /// The fault rule a request met, and the effect it had.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FaultNote {
-    #[serde(serialize_with = "shared")]
     pub rule: Arc<str>,
     pub effect: Effect,
 }
 
-fn shared<S: Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(text)
-}
-
-#[expect(
-    clippy::ref_option,
-    reason = "serde's serialize_with passes the field by reference"
-)]
-fn optional_hex<S: Serializer>(bytes: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Error> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let Some(bytes) = bytes else {
-        return s.serialize_none();
-    };
-    let mut hex = [0u8; 16];
-    for (i, b) in bytes.iter().enumerate() {
-        hex[2 * i] = DIGITS[usize::from(b >> 4)];
-        hex[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+impl Entry<'_> {
+    /// Appends the entry's JSON to `out`: the fields in a fixed order, every absent one as
+    /// `null`. Written by hand rather than through serde, so that field names, ids, digests
+    /// and numbers, which never need escaping, are copied as they are; only text a client
+    /// chose (path, ids it sent, rule names) is checked for characters to escape.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        out.extend_from_slice(b"{\"at\":\"");
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{}", humantime::format_rfc3339_millis(self.at));
+        out.extend_from_slice(b"\",\"tenant\":");
+        optional_text(out, self.tenant);
+        out.extend_from_slice(b",\"app\":");
+        optional_text(out, self.app);
+        out.extend_from_slice(b",\"operation\":");
+        match self.operation {
+            Some(operation) => {
+                out.push(b'"');
+                out.extend_from_slice(operation.name().as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"method\":");
+        text(out, self.method);
+        out.extend_from_slice(b",\"path\":");
+        let PathAndQuery { path, query } = self.path;
+        if query.is_empty() {
+            text(out, path);
+        } else if is_plain(path) && is_plain(query) {
+            out.push(b'"');
+            out.extend_from_slice(path.as_bytes());
+            out.push(b'?');
+            out.extend_from_slice(query.as_bytes());
+            out.push(b'"');
+        } else {
+            text(out, &format!("{path}?{query}"));
+        }
+        out.extend_from_slice(b",\"status\":");
+        optional_number(out, self.status);
+        out.extend_from_slice(b",\"durationMs\":");
+        // Milliseconds to the microsecond, shortest form ("0.812", "12.5", "3.0").
+        let micros = self.duration.as_micros();
+        let _ = write!(out, "{}.", micros / 1000);
+        let mut fraction = micros % 1000;
+        let mut digits = 3;
+        while digits > 1 && fraction.is_multiple_of(10) {
+            fraction /= 10;
+            digits -= 1;
+        }
+        let _ = write!(out, "{fraction:0digits$}");
+        out.extend_from_slice(b",\"requestId\":");
+        uuid_text(out, &self.request_id);
+        out.extend_from_slice(b",\"clientRequestId\":");
+        optional_text(out, self.client_request_id);
+        out.extend_from_slice(b",\"retryAttempt\":");
+        optional_number(out, self.retry_attempt);
+        out.extend_from_slice(b",\"bodyDigest\":");
+        match &self.body_digest {
+            Some(bytes) => {
+                out.push(b'"');
+                for b in bytes {
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"batch\":");
+        match &self.batch {
+            Some(item) => {
+                out.extend_from_slice(b"{\"requestId\":");
+                uuid_text(out, &item.request_id);
+                out.extend_from_slice(b",\"itemId\":");
+                text(out, &item.item_id);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"throttled\":");
+        match self.throttled {
+            Some(throttled) => {
+                let _ = write!(out, "{{\"retryAfter\":{}}}", throttled.retry_after);
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"fault\":");
+        match &self.fault {
+            Some(fault) => {
+                out.extend_from_slice(b"{\"rule\":");
+                text(out, &fault.rule);
+                out.extend_from_slice(b",\"effect\":");
+                if serde_json::to_writer(&mut *out, &fault.effect).is_err() {
+                    out.extend_from_slice(b"null");
+                }
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"seq\":");
+        optional_number(out, self.seq);
+        out.push(b'}');
     }
-    s.serialize_str(std::str::from_utf8(&hex).unwrap_or_default())
 }
 
-fn rfc3339_millis<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_millis(*at))
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Whether `value` goes into a JSON string as it is.
+fn is_plain(value: &str) -> bool {
+    value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
-fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+/// `value` as a JSON string: copied when nothing in it needs escaping, else through serde.
+fn text(out: &mut Vec<u8>, value: &str) {
+    if is_plain(value) {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
-fn hyphenated<S: Serializer>(id: &uuid::Uuid, s: S) -> Result<S::Ok, S::Error> {
+fn optional_text(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(value) => text(out, value),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn optional_number(out: &mut Vec<u8>, value: Option<impl std::fmt::Display>) {
+    use std::io::Write;
+    match value {
+        Some(value) => {
+            let _ = write!(out, "{value}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn uuid_text(out: &mut Vec<u8>, id: &uuid::Uuid) {
     let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    s.serialize_str(id.hyphenated().encode_lower(&mut buffer))
+    out.push(b'"');
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut buffer).as_bytes());
+    out.push(b'"');
 }
 
 /// A kept entry: its JSON (one allocation), and beside it what reads filter on: the tenant and
@@ -337,7 +431,7 @@ impl Journal {
         // Written into a buffer each thread keeps, then copied once into an exact allocation.
         let Some(json) = BUFFER.with_borrow_mut(|buffer| {
             buffer.clear();
-            serde_json::to_writer(&mut *buffer, entry).ok()?;
+            entry.write_json(buffer);
             Some(Box::<[u8]>::from(buffer.as_slice()))
         }) else {
             return;
@@ -541,6 +635,99 @@ mod tests {
         }
     }
 
+    #[test]
+    fn entries_are_written_as_json_with_every_field_and_escapes_where_needed() {
+        let rule: Arc<str> = Arc::from("slow \"create\"");
+        let mut cases = Vec::new();
+        for (i, micros) in [0_u64, 1, 10, 812, 1000, 12_500, 1_234_567]
+            .into_iter()
+            .enumerate()
+        {
+            let client = if i % 2 == 0 { Some("abc") } else { None };
+            let mut e = entry(
+                1_764_000_000_123 + micros,
+                201,
+                (i % 3 == 0).then_some(2),
+                client,
+            );
+            e.tenant = Some("8f7d6c5b-4a39-4e28-9d17-0c6b5a493827");
+            e.app = Some("app");
+            e.duration = Duration::from_micros(micros);
+            e.seq = Some(micros);
+            cases.push(e);
+        }
+        let mut odd = entry(0, 503, None, Some("quote\"\\"));
+        odd.app = Some("tab\there");
+        odd.status = None;
+        odd.path = PathAndQuery {
+            path: "/beta/identity/userFlows",
+            query: "$filter=id eq 'a\"b'",
+        };
+        odd.operation = None;
+        odd.body_digest = None;
+        odd.batch = Some(BatchItem {
+            request_id: uuid::Uuid::from_u128(7),
+            item_id: "é\n1".into(),
+        });
+        odd.throttled = Some(Throttled { retry_after: 3 });
+        odd.fault = Some(FaultNote {
+            rule,
+            effect: Effect {
+                status: Some(503),
+                retry_after: Some(1),
+                after_commit: true,
+                ..Effect::default()
+            },
+        });
+        odd.seq = Some(u64::MAX);
+        let mut plain_query = entry(5, 200, None, None);
+        plain_query.path.query = "$top=5";
+        plain_query.tenant = None;
+        cases.extend([odd, plain_query]);
+        let json = |e: &Entry<'_>| {
+            let mut out = Vec::new();
+            e.write_json(&mut out);
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let durations: Vec<serde_json::Value> = cases[..7]
+            .iter()
+            .map(|e| json(e)["durationMs"].clone())
+            .collect();
+        assert_eq!(
+            durations,
+            [0.0, 0.001, 0.01, 0.812, 1.0, 12.5, 1234.567].map(serde_json::Value::from)
+        );
+        let first = json(&cases[0]);
+        assert_eq!(
+            first,
+            serde_json::json!({
+                "at": "2025-11-24T16:00:00.123Z", "tenant": "8f7d6c5b-4a39-4e28-9d17-0c6b5a493827",
+                "app": "app", "operation": "create", "method": "POST",
+                "path": "/beta/identity/userFlows", "status": 201, "durationMs": 0.0,
+                "requestId": "00000000-0000-0000-0000-000000000000", "clientRequestId": "abc",
+                "retryAttempt": 2, "bodyDigest": "00ff00ff00ff00ff", "batch": null,
+                "throttled": null, "fault": null, "seq": 0
+            })
+        );
+        assert_eq!(
+            json(&cases[7]),
+            serde_json::json!({
+                "at": "1970-01-01T00:00:00.000Z", "tenant": "t", "app": "tab\there",
+                "operation": null, "method": "POST",
+                "path": "/beta/identity/userFlows?$filter=id eq 'a\"b'", "status": null,
+                "durationMs": 2.0, "requestId": "00000000-0000-0000-0000-000000000000",
+                "clientRequestId": "quote\"\\", "retryAttempt": null, "bodyDigest": null,
+                "batch": {"requestId": "00000000-0000-0000-0000-000000000007", "itemId": "é\n1"},
+                "throttled": {"retryAfter": 3},
+                "fault": {"rule": "slow \"create\"",
+                          "effect": {"status": 503, "retryAfter": 1, "afterCommit": true}},
+                "seq": u64::MAX
+            })
+        );
+        assert_eq!(json(&cases[8])["path"], "/beta/identity/userFlows?$top=5");
+        assert_eq!(json(&cases[8])["tenant"], serde_json::Value::Null);
+    }
+
     fn read(journal: &Journal) -> serde_json::Value {
         let filter = Filter {
             limit: 100,
@@ -551,9 +738,9 @@ mod tests {
 
     #[test]
     fn the_bound_drops_the_oldest_and_counts_them() {
-        let size = serde_json::to_vec(&entry(0, 201, None, None))
-            .unwrap()
-            .len();
+        let mut json = Vec::new();
+        entry(0, 201, None, None).write_json(&mut json);
+        let size = json.len();
         // Room for three entries, each its JSON and allocation header, in a ring of four slots
         // (the smallest a ring grows to), but not for four.
         let slots = 4 * std::mem::size_of::<Stored>();

@@ -27,6 +27,22 @@ pub enum Operation {
     Token,
 }
 
+impl Operation {
+    /// Its name, as rules and the journal write it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::List => "list",
+            Self::Get => "get",
+            Self::Delete => "delete",
+            Self::Count => "count",
+            Self::Batch => "batch",
+            Self::Token => "token",
+        }
+    }
+}
+
 /// Statuses a rule may answer with.
 const STATUSES: [u16; 6] = [429, 500, 502, 503, 504, 507];
 

@@ -22,6 +22,7 @@ use crate::tenant::RequestMeta;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+const RETRY_ATTEMPT: HeaderName = HeaderName::from_static("retry-attempt");
 /// (policy) The longest `client-request-id` taken; a longer one is refused with 400, so no
 /// client can make the event log keep (or an answer echo) a string of any size.
 pub(super) const MAX_CLIENT_REQUEST_ID: usize = 256;
@@ -191,13 +192,13 @@ impl RequestContext {
             duration: self.started.elapsed(),
             request_id: self.request_id,
             client_request_id: self.client_request_id.as_deref(),
-            retry_attempt: header_number(headers, "retry-attempt"),
+            retry_attempt: header_number(headers, &RETRY_ATTEMPT),
             body_digest: notes.body_digest,
             batch,
             throttled: notes.throttled.map(|retry_after| Throttled { retry_after }),
             fault: notes.fault,
             seq: notes.seq,
-            retry_after: header_number(response.headers(), "retry-after"),
+            retry_after: header_number(response.headers(), &actix_web::http::header::RETRY_AFTER),
         });
     }
 
@@ -288,7 +289,7 @@ impl RequestContext {
 }
 
 /// A header's value read as a number.
-fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &HeaderName) -> Option<T> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
