@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
@@ -22,24 +22,48 @@ use crate::identity::AppError;
 use crate::metrics::RouteLabel;
 use crate::tenant::TenantId;
 
-/// The identity routes, registered before the Graph catch-all.
-pub(super) fn services(config: &mut web::ServiceConfig) {
-    config
-        .service(
-            web::resource("/{tenant}/v2.0/.well-known/openid-configuration")
-                .route(web::get().to(openid_configuration))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/{tenant}/discovery/v2.0/keys")
-                .route(web::get().to(keys))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/{tenant}/oauth2/v2.0/token")
-                .route(web::post().to(token))
-                .default_service(web::to(method_not_allowed)),
-        );
+/// An identity route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Route {
+    /// `/{tenant}/v2.0/.well-known/openid-configuration`
+    Discovery,
+    /// `/{tenant}/discovery/v2.0/keys`
+    Keys,
+    /// `/{tenant}/oauth2/v2.0/token`
+    Token,
+}
+
+/// The identity route a path names, with its tenant segment as sent. Matched by hand, before
+/// the Graph routes: as actix resources with a `{tenant}` segment these were three regular
+/// expressions tried on every Graph request.
+pub(super) fn route(path: &str) -> Option<(Route, &str)> {
+    let (segment, rest) = path.strip_prefix('/')?.split_once('/')?;
+    if segment.is_empty() {
+        return None;
+    }
+    let route = match rest {
+        "v2.0/.well-known/openid-configuration" => Route::Discovery,
+        "discovery/v2.0/keys" => Route::Keys,
+        "oauth2/v2.0/token" => Route::Token,
+        _ => return None,
+    };
+    Some((route, segment))
+}
+
+/// Serves an identity route: discovery and keys answer GET, the token endpoint POST.
+pub(super) async fn serve(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    route: Route,
+    segment: String,
+) -> HttpResponse {
+    match (route, req.method()) {
+        (Route::Discovery, &Method::GET) => openid_configuration(req, segment, state).await,
+        (Route::Keys, &Method::GET) => keys(req, segment, state).await,
+        (Route::Token, &Method::POST) => token(req, segment, payload, state).await,
+        _ => method_not_allowed(req, state).await,
+    }
 }
 
 /// Tenants that name no tenant: Entra answers them for discovery, not for an app's token.
@@ -185,14 +209,10 @@ async fn method_not_allowed(req: HttpRequest, state: web::Data<AppState>) -> Htt
     .await
 }
 
-async fn openid_configuration(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+async fn openid_configuration(req: HttpRequest, segment: String, state: web::Data<AppState>) -> HttpResponse {
     let context = RequestContext::new(req.headers());
     answered(&req, &state, &context, async {
-        let tenant = path_tenant(&path)?;
+        let tenant = path_tenant(&segment)?;
         let base = base_url(&req);
         let issuer_tenant = if NOT_A_TENANT.contains(&tenant.as_str()) {
             "{tenantid}"
@@ -223,14 +243,10 @@ async fn openid_configuration(
     .await
 }
 
-async fn keys(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+async fn keys(req: HttpRequest, segment: String, state: web::Data<AppState>) -> HttpResponse {
     let context = RequestContext::new(req.headers());
     answered(&req, &state, &context, async {
-        path_tenant(&path)?;
+        path_tenant(&segment)?;
         Ok(HttpResponse::Ok().json(state.identity.key.jwks()))
     })
     .await
@@ -238,13 +254,13 @@ async fn keys(
 
 async fn token(
     req: HttpRequest,
-    path: web::Path<String>,
+    segment: String,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let context = RequestContext::new(req.headers());
     answered(&req, &state, &context, async {
-        let tenant = path_tenant(&path)?;
+        let tenant = path_tenant(&segment)?;
         if NOT_A_TENANT.contains(&tenant.as_str()) {
             return Err(IdentityError::invalid_request(
                 700_011,

@@ -56,12 +56,17 @@ pub(super) enum Body {
     Bytes(web::Bytes),
 }
 
-/// Entry point of every Graph request.
+/// Entry point of every request outside the admin scope: an identity route when the path names
+/// one (`authority::route`), else Graph.
 pub(super) async fn graph(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Some((route, segment)) = super::authority::route(req.match_info().as_str()) {
+        let segment = segment.to_owned();
+        return super::authority::serve(req, payload, state, route, segment).await;
+    }
     let base = base_url(&req);
     let request = GraphRequest {
         method: req.method().clone(),

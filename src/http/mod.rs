@@ -116,7 +116,6 @@ pub fn server(
             let app = App::new()
                 .app_data(state.clone())
                 .service(admin::scope().wrap(from_fn(context::stamp)))
-                .configure(authority::services)
                 .default_service(web::to(handlers::graph));
             let signal = shutdown.clone();
             fn_service(move |stream: tokio::net::TcpStream| {
@@ -148,7 +147,6 @@ pub fn server(
                 .app_data(state.clone())
                 .app_data(Https)
                 .service(admin::scope().wrap(from_fn(context::stamp)))
-                .configure(authority::services)
                 .default_service(web::to(handlers::graph));
             let (acceptor, signal) = (acceptor.clone(), shutdown.clone());
             fn_service(move |stream: tokio::net::TcpStream| {

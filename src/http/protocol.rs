@@ -99,7 +99,10 @@ impl<S: Socket> ProtocolErrors<S> {
 
 /// `bytes` with a canned error answer in it replaced by the Graph one; `None` when it has none.
 fn rewrite(bytes: &[u8], peer: Option<SocketAddr>) -> Option<Vec<u8>> {
-    memchr::memmem::find(bytes, CANNED_TAIL)?;
+    // Every write is searched: the searcher is built once, not per call.
+    static TAIL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(CANNED_TAIL));
+    TAIL.find(bytes)?;
     let (at, status, canned) = CANNED.iter().find_map(|(status, canned)| {
         memchr::memmem::find(bytes, canned).map(|at| (at, *status, *canned))
     })?;

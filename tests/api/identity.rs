@@ -451,6 +451,41 @@ fn token_endpoint_errors_have_the_identity_platforms_shape() {
 }
 
 #[test]
+fn identity_routes_answer_their_method_only_and_near_misses_are_graph_paths() {
+    let app = strict_app();
+    for (method, path) in [
+        ("GET", format!("/{TENANT}/oauth2/v2.0/token")),
+        ("POST", format!("/{TENANT}/discovery/v2.0/keys")),
+        ("DELETE", format!("/{TENANT}/v2.0/.well-known/openid-configuration")),
+    ] {
+        let r = app.request(method, &path, &[], None);
+        let expected = if path.ends_with("/token") { "POST" } else { "GET" };
+        assert_eq!(identity_error(&r), (400, "invalid_request".into(), 900_561));
+        assert!(
+            r.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("only accepts {expected} requests. Received a {method}")),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    // Not identity routes: an empty tenant, a longer path, a missing part. Graph answers them
+    // (here its 401, as the test's token is not strict mode's), in Graph's envelope.
+    for path in [
+        "//oauth2/v2.0/token".to_owned(),
+        format!("/{TENANT}/oauth2/v2.0/token/more"),
+        format!("/{TENANT}/v2.0/token"),
+        "/oauth2/v2.0/token".to_owned(),
+    ] {
+        let r = app.request("GET", &path, &[], None);
+        let body = r.json();
+        assert!(body["error"]["code"].is_string(), "{path}: {}", r.body);
+        assert!(body.get("error_description").is_none(), "{path}: {}", r.body);
+    }
+}
+
+#[test]
 fn discovery_names_the_endpoints_on_the_url_used_and_tokens_verify_against_the_jwks() {
     let app = strict_app();
     let r = app.request(
