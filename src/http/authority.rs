@@ -209,7 +209,11 @@ async fn method_not_allowed(req: HttpRequest, state: web::Data<AppState>) -> Htt
     .await
 }
 
-async fn openid_configuration(req: HttpRequest, segment: String, state: web::Data<AppState>) -> HttpResponse {
+async fn openid_configuration(
+    req: HttpRequest,
+    segment: String,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let context = RequestContext::new(req.headers());
     answered(&req, &state, &context, async {
         let tenant = path_tenant(&segment)?;

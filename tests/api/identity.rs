@@ -456,16 +456,25 @@ fn identity_routes_answer_their_method_only_and_near_misses_are_graph_paths() {
     for (method, path) in [
         ("GET", format!("/{TENANT}/oauth2/v2.0/token")),
         ("POST", format!("/{TENANT}/discovery/v2.0/keys")),
-        ("DELETE", format!("/{TENANT}/v2.0/.well-known/openid-configuration")),
+        (
+            "DELETE",
+            format!("/{TENANT}/v2.0/.well-known/openid-configuration"),
+        ),
     ] {
         let r = app.request(method, &path, &[], None);
-        let expected = if path.ends_with("/token") { "POST" } else { "GET" };
+        let expected = if path.ends_with("/token") {
+            "POST"
+        } else {
+            "GET"
+        };
         assert_eq!(identity_error(&r), (400, "invalid_request".into(), 900_561));
         assert!(
             r.json()["error_description"]
                 .as_str()
                 .unwrap()
-                .contains(&format!("only accepts {expected} requests. Received a {method}")),
+                .contains(&format!(
+                    "only accepts {expected} requests. Received a {method}"
+                )),
             "{method} {path}: {}",
             r.body
         );
@@ -481,7 +490,11 @@ fn identity_routes_answer_their_method_only_and_near_misses_are_graph_paths() {
         let r = app.request("GET", &path, &[], None);
         let body = r.json();
         assert!(body["error"]["code"].is_string(), "{path}: {}", r.body);
-        assert!(body.get("error_description").is_none(), "{path}: {}", r.body);
+        assert!(
+            body.get("error_description").is_none(),
+            "{path}: {}",
+            r.body
+        );
     }
 }
 
