@@ -446,6 +446,10 @@ impl Journal {
             retry_after: entry.retry_after,
             json,
         };
+        // The entries pushed out are freed after the lock is released: freeing one touches
+        // memory written long ago, which other threads' records should not wait for.
+        let mut first_gone = None;
+        let mut more_gone = Vec::new();
         let mut ring = self.ring();
         ring.bytes += stored.cost();
         ring.entries.push_back(stored);
@@ -455,7 +459,15 @@ impl Journal {
             };
             ring.bytes -= gone.cost();
             ring.dropped += 1;
+            if first_gone.is_none() {
+                first_gone = Some(gone);
+            } else {
+                more_gone.push(gone);
+            }
         }
+        drop(ring);
+        drop(first_gone);
+        drop(more_gone);
     }
 
     /// The newest `filter.limit` entries that match, oldest first, as the JSON
