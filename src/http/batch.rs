@@ -3,6 +3,7 @@
 //! request order. Writes that depend on nothing are handed to their tenant back to back, so
 //! they share group commits; a read, or a request with `dependsOn`, waits for what came before.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +26,7 @@ use super::connection;
 use super::context::{Asked, RequestContext};
 use super::error::ApiError;
 use super::handlers::{injected_before, read_body, serve, Body, GraphRequest};
+use super::json::write_string;
 use super::query::parse_none;
 use super::response;
 use super::AppState;
@@ -52,8 +54,8 @@ struct Item {
     /// The path and query under `/beta`, or why the item's URL cannot be served (its own 400).
     target: Result<(String, String), String>,
     headers: HeaderMap,
-    /// The body as JSON text.
-    body: Option<String>,
+    /// The body as JSON text (a slice of the batch's body).
+    body: Option<Bytes>,
     depends_on: Vec<usize>,
 }
 
@@ -66,9 +68,12 @@ struct RawBatch<'a> {
 
 #[derive(Deserialize)]
 struct RawRequest<'a> {
-    id: Option<Value>,
-    method: Option<Value>,
-    url: Option<Value>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    url: Option<&'a RawValue>,
     headers: Option<Value>,
     #[serde(borrow)]
     body: Option<&'a RawValue>,
@@ -167,7 +172,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Checks the whole batch before anything runs.
-fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
+fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
     let batch: RawBatch<'_> = serde_json::from_slice(body)
         .map_err(|e| malformed(format!("the body is not JSON ({e}).")))?;
     let requests: Vec<RawRequest<'_>> = batch
@@ -184,39 +189,24 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
         )));
     }
     let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut named = Vec::with_capacity(requests.len());
     for (index, request) in requests.iter().enumerate() {
-        let id = request
-            .id
-            .as_ref()
-            .and_then(Value::as_str)
+        let id = string_of(request.id)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| malformed(format!("request {index} needs a non-empty string 'id'.")))?;
         if ids.insert(id.to_ascii_lowercase(), index).is_some() {
             return Err(malformed(format!("the id '{id}' appears more than once.")));
         }
+        named.push(id.into_owned());
     }
     let mut items = Vec::with_capacity(requests.len());
-    for request in &requests {
-        let id = request
-            .id
-            .as_ref()
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+    for (request, id) in requests.iter().zip(named) {
         let missing = |name: &str| malformed(format!("request '{id}' needs a string '{name}'."));
-        let method = request
-            .method
-            .as_ref()
-            .and_then(Value::as_str)
-            .ok_or_else(|| missing("method"))?;
+        let method = string_of(request.method).ok_or_else(|| missing("method"))?;
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| malformed(format!("request '{id}' has an invalid 'method'.")))?;
-        let url = request
-            .url
-            .as_ref()
-            .and_then(Value::as_str)
-            .ok_or_else(|| missing("url"))?;
-        let target = resolve(url, base);
+        let url = string_of(request.url).ok_or_else(|| missing("url"))?;
+        let target = resolve(&url, base);
         if matches!(&target, Ok((path, _)) if is_batch_path(path)) {
             return Err(malformed(format!(
                 "request '{id}' is a $batch: batches cannot be nested."
@@ -233,7 +223,7 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
             .body
             .map(RawValue::get)
             .filter(|b| *b != "null")
-            .map(str::to_owned);
+            .map(|text| slice_of(body, text.as_bytes()));
         items.push(Item {
             id,
             method,
@@ -249,6 +239,25 @@ fn parse(body: &[u8], base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiErr
         )));
     }
     Ok(items)
+}
+
+/// A JSON string's text (borrowed unless it holds escapes); `None` for any other value.
+fn string_of(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    let raw = raw?.get();
+    match serde_json::from_str::<&str>(raw) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+    }
+}
+
+/// `part` as a slice of `whole` when it lies inside it (an item's body inside the batch's),
+/// else a copy.
+fn slice_of(whole: &Bytes, part: &[u8]) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= whole.len() => whole.slice(start..end),
+        _ => Bytes::copy_from_slice(part),
+    }
 }
 
 /// The requests a request's `dependsOn` names, as indexes into the batch.
@@ -501,10 +510,7 @@ async fn run_item(item: &Item, batch: &Batch<'_>) -> HttpResponse {
         );
         return refused(item, &error, batch);
     }
-    let body = item
-        .body
-        .as_ref()
-        .map_or_else(Bytes::new, |b| Bytes::copy_from_slice(b.as_bytes()));
+    let body = item.body.clone().unwrap_or_default();
     serve(
         GraphRequest {
             method: item.method.clone(),
@@ -523,27 +529,31 @@ async fn run_item(item: &Item, batch: &Batch<'_>) -> HttpResponse {
 
 /// Headers an item's answer never carries.
 fn dropped(name: &HeaderName) -> bool {
-    [
-        header::DATE,
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::CONTENT_LENGTH,
-        header::UPGRADE,
-        header::TE,
-        header::TRAILER,
-        HeaderName::from_static("keep-alive"),
-    ]
-    .contains(name)
+    matches!(
+        name.as_str(),
+        "date"
+            | "connection"
+            | "transfer-encoding"
+            | "content-length"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "keep-alive"
+    )
 }
 
 /// Writes one answer as `{"id", "status", "headers", "body"?}`. The body is our own handler's
 /// JSON, copied as it is; any other body is base64 in a string.
 async fn write_item(out: &mut Vec<u8>, id: &str, answer: HttpResponse) -> Result<(), ApiError> {
-    let internal = |e: serde_json::Error| ApiError::Internal(e.to_string());
+    use std::io::Write;
     out.extend_from_slice(b"{\"id\":");
-    serde_json::to_writer(&mut *out, id).map_err(internal)?;
-    let status = answer.status().as_u16();
-    out.extend_from_slice(format!(",\"status\":{status},\"headers\":{{").as_bytes());
+    write_string(out, id);
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        ",\"status\":{},\"headers\":{{",
+        answer.status().as_u16()
+    );
     let mut first = true;
     for (name, value) in answer.headers() {
         if dropped(name) {
@@ -553,17 +563,17 @@ async fn write_item(out: &mut Vec<u8>, id: &str, answer: HttpResponse) -> Result
             out.push(b',');
         }
         first = false;
-        serde_json::to_writer(&mut *out, &canonical(name.as_str())).map_err(internal)?;
-        out.push(b':');
-        let value = String::from_utf8_lossy(value.as_bytes());
-        serde_json::to_writer(&mut *out, &value).map_err(internal)?;
+        // A header name is a token: nothing in it needs escaping.
+        out.push(b'"');
+        write_canonical(out, name.as_str());
+        out.extend_from_slice(b"\":");
+        write_string(out, &String::from_utf8_lossy(value.as_bytes()));
     }
     out.push(b'}');
     let is_json = answer
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     let bytes = to_bytes(answer.into_body())
         .await
         .map_err(|_| ApiError::Internal("a batch item's body could not be read".into()))?;
@@ -572,24 +582,24 @@ async fn write_item(out: &mut Vec<u8>, id: &str, answer: HttpResponse) -> Result
         if is_json {
             out.extend_from_slice(&bytes);
         } else {
-            serde_json::to_writer(&mut *out, &STANDARD.encode(&bytes)).map_err(internal)?;
+            write_string(out, &STANDARD.encode(&bytes));
         }
     }
     out.push(b'}');
     Ok(())
 }
 
-/// `content-type` as Graph writes it in a batch answer: `Content-Type`.
-fn canonical(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_ascii_uppercase().to_string() + chars.as_str()
-            })
-        })
-        .collect::<Vec<_>>()
-        .join("-")
+/// Appends `content-type` as Graph writes it in a batch answer: `Content-Type`.
+fn write_canonical(out: &mut Vec<u8>, name: &str) {
+    let mut word_start = true;
+    for byte in name.bytes() {
+        out.push(if word_start {
+            byte.to_ascii_uppercase()
+        } else {
+            byte
+        });
+        word_start = byte == b'-';
+    }
 }
 
 #[cfg(test)]
@@ -648,6 +658,15 @@ mod tests {
         let cycle = vec![item("a", vec![1]), item("b", vec![0])];
         assert_eq!(first_in_cycle(&cycle), Some("a"));
         assert_eq!(first_in_cycle(&[item("self", vec![0])]), Some("self"));
-        assert_eq!(canonical("client-request-id"), "Client-Request-Id");
+        for (name, written) in [
+            ("client-request-id", "Client-Request-Id"),
+            ("location", "Location"),
+            ("odata-version", "Odata-Version"),
+            ("x--y-", "X--Y-"),
+        ] {
+            let mut out = Vec::new();
+            write_canonical(&mut out, name);
+            assert_eq!(String::from_utf8(out).unwrap(), written);
+        }
     }
 }

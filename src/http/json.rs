@@ -9,6 +9,19 @@ pub(crate) const fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
+/// Appends `value` as a JSON string: copied as it is when no byte needs escaping (ids, names,
+/// header values, paths: nearly always), else escaped by serde.
+pub(crate) fn write_string(out: &mut Vec<u8>, value: &str) {
+    if value.bytes().any(needs_escape) {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    }
+}
+
 /// [`needs_escape`] for every byte, looked up by the scan.
 const STRING_STOP: [bool; 256] = {
     let mut stop = [false; 256];

@@ -199,6 +199,25 @@ fn a_malformed_batch_is_one_400_and_nothing_in_it_runs() {
             json!({"requests": [create, {"id": "m", "url": "/identity/userFlows"}]}).to_string(),
             "'method'",
         ),
+        (
+            json!({"requests": [create, {"id": "m", "method": 7, "url": "/identity/userFlows"}]})
+                .to_string(),
+            "'method'",
+        ),
+        (
+            json!({"requests": [create, {"id": 1, "method": "GET", "url": "/identity/userFlows"}]})
+                .to_string(),
+            "needs a non-empty string 'id'",
+        ),
+        (
+            json!({"requests": [create, {"id": "", "method": "GET", "url": "/identity/userFlows"}]})
+                .to_string(),
+            "needs a non-empty string 'id'",
+        ),
+        (
+            json!({"requests": [create, {"id": "u", "method": "GET", "url": ["/x"]}]}).to_string(),
+            "'url'",
+        ),
     ];
     for (body, needle) in cases {
         let r = app.request(
@@ -256,6 +275,38 @@ fn an_item_outside_beta_or_with_an_untyped_body_fails_alone() {
         .map(|(i, s)| (i.to_owned(), s))
     );
     assert_eq!(app.get("B2C_1_untyped").status, 404);
+}
+
+#[test]
+fn ids_methods_urls_and_bodies_are_read_as_json_whatever_their_escapes() {
+    let app = spawn_app();
+    // Escapes in every string the batch reads, and a body whose own strings are escaped.
+    let body = r#"{"requests": [
+        {"id": "q\"1", "method": "P\u004FST", "url": "\/identity\/userFlows",
+         "headers": {"Content-Type": "application/json"},
+         "body": {"id": "B2C_1_\u0065scaped", "userFlowType": "signIn", "userFlowTypeVersion": 1}},
+        {"id": "\u00e9", "method": "get", "url": "/identity/userFlows/B2C_1_escaped"}
+    ]}"#;
+    let r = app.request(
+        "POST",
+        "/beta/$batch",
+        &[("Content-Type", "application/json")],
+        Some(body),
+    );
+    assert_eq!(
+        statuses(&r),
+        [("q\"1", 201), ("é", 200)].map(|(i, s)| (i.to_owned(), s))
+    );
+    let responses = r.json()["responses"].clone();
+    assert_eq!(responses[0]["body"]["id"], "B2C_1_escaped");
+    assert_eq!(responses[1]["body"]["userFlowType"], "signIn");
+    assert_eq!(
+        responses[0]["headers"]["Content-Type"]
+            .as_str()
+            .map(|v| v.starts_with("application/json")),
+        Some(true)
+    );
+    assert_eq!(app.get("B2C_1_escaped").status, 200);
 }
 
 #[test]
