@@ -1,6 +1,7 @@
 //! JSON on the wire, below serde: the bytes a string literal cannot hold raw (one predicate,
-//! used to scan request bodies and to decide when a response must escape), and a scanner
-//! for the plain literals of the common create body.
+//! used to scan request bodies and to decide when a response must escape), a string writer
+//! that copies what needs no escaping (batch answers, the request journal), and a scanner for
+//! the plain literals of the common create body.
 
 /// Whether JSON cannot hold `byte` raw inside a string: a control character, a quote or a
 /// backslash. Reading, it ends the plain part of a literal; writing, it must be escaped.
