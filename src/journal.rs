@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::{Effect, Operation};
-use crate::http::json::write_string as text;
 
 /// (policy) The journal's default bound: 16 MiB of entries' JSON.
 pub const DEFAULT_JOURNAL_BYTES: usize = 16 << 20;
@@ -182,7 +181,18 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Whether `value` goes into a JSON string as it is.
 fn is_plain(value: &str) -> bool {
-    !value.bytes().any(crate::http::json::needs_escape)
+    value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// `value` as a JSON string: copied when nothing in it needs escaping, else through serde.
+fn text(out: &mut Vec<u8>, value: &str) {
+    if is_plain(value) {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
 fn optional_text(out: &mut Vec<u8>, value: Option<&str>) {

@@ -1,7 +1,7 @@
 //! JSON on the wire, below serde: the bytes a string literal cannot hold raw (one predicate,
 //! used to scan request bodies and to decide when a response must escape), a string writer
-//! that copies what needs no escaping (batch answers, the request journal), and a scanner for
-//! the plain literals of the common create body.
+//! that copies what needs no escaping (batch answers), and a scanner for the plain literals
+//! of the common create body.
 
 /// Whether JSON cannot hold `byte` raw inside a string: a control character, a quote or a
 /// backslash. Reading, it ends the plain part of a literal; writing, it must be escaped.
@@ -12,7 +12,7 @@ pub(crate) const fn needs_escape(byte: u8) -> bool {
 
 /// Appends `value` as a JSON string: copied as it is when no byte needs escaping (ids, names,
 /// header values, paths: nearly always), else escaped by serde.
-pub(crate) fn write_string(out: &mut Vec<u8>, value: &str) {
+pub(super) fn write_string(out: &mut Vec<u8>, value: &str) {
     if value.bytes().any(needs_escape) {
         // Writing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, value);

@@ -12,7 +12,7 @@ mod context;
 pub(crate) mod error;
 pub mod filter;
 mod handlers;
-pub(crate) mod json;
+mod json;
 mod protocol;
 pub mod query;
 mod response;
