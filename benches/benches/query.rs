@@ -2,7 +2,9 @@
 //! 100k and 1M flows: the cost of one page of 100 for `$orderby=id`,
 //! `$filter=startswith(id,'B2C_1_a')` and `$filter=userFlowType eq 'signIn'`, on the first page
 //! and on a page halfway through the walk; then whole walks of 1M flows in pages of 999, by
-//! `$orderby=id` and in creation order. Ids are random over `a-z0-9`, so a one-letter prefix
+//! `$orderby=id` and in creation order; then, in a tenant of 10k and 1M flows whose ids look like
+//! the load scripts' (a run tag, a thread, a counter), a create's existence check and a create
+//! with the delete of the oldest flow. Query ids are random over `a-z0-9`, so a one-letter prefix
 //! holds about 1/36 of the flows; types cycle over three values.
 
 #![expect(
@@ -14,8 +16,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use userflows_emulator::domain::{
-    evolve, Cursor, Equality, Filter, ListRequest, OrderKey, Property, UserFlow, UserFlowEvent,
-    UserFlowId, UserFlowType, UserFlowTypeVersion, UserFlows,
+    decide, evolve, Command, CreateUserFlow, Cursor, Equality, Filter, ListRequest, OrderKey,
+    Property, UserFlow, UserFlowEvent, UserFlowId, UserFlowType, UserFlowTypeVersion, UserFlows,
 };
 
 const PAGE: usize = 100;
@@ -130,9 +132,53 @@ fn walks(c: &mut Criterion) {
     group.finish();
 }
 
+/// Flow number `n` of one load-script run: ids share a long prefix (`B2C_1_` and a run tag)
+/// and sort out of creation order ("n10" before "n9").
+fn script_flow(n: u64) -> UserFlow {
+    UserFlow {
+        id: UserFlowId::parse(&format!("B2C_1_3f9c2a7be41dt1n{n}")).expect("a valid id"),
+        user_flow_type: UserFlowType::SignIn,
+        user_flow_type_version: UserFlowTypeVersion::parse(1.0).expect("a valid version"),
+    }
+}
+
+fn decide_create(flows: &UserFlows, flow: UserFlow) -> UserFlowEvent {
+    decide(flows, Command::Create(CreateUserFlow { flow })).expect("a new id")
+}
+
+/// A tenant of `n` flows stays at `n`: `lookup` decides a create of a new id (the existence
+/// check), `churn` decides and applies it and deletes the oldest flow.
+fn creates(c: &mut Criterion) {
+    let mut group = c.benchmark_group("create");
+    for n in [10_000_u64, 1_000_000] {
+        let mut flows = UserFlows::default();
+        for i in 0..n {
+            evolve(&mut flows, &UserFlowEvent::Created(script_flow(i)));
+        }
+        let mut next = n;
+        group.bench_function(BenchmarkId::new("lookup", n), |b| {
+            b.iter(|| {
+                next += 1;
+                decide_create(&flows, script_flow(next))
+            });
+        });
+        let mut next = n;
+        group.bench_function(BenchmarkId::new("churn", n), |b| {
+            b.iter(|| {
+                let event = decide_create(&flows, script_flow(next));
+                evolve(&mut flows, &event);
+                let oldest = script_flow(next - n).id;
+                evolve(&mut flows, &UserFlowEvent::Deleted { id: oldest });
+                next += 1;
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = userflows_benches::criterion();
-    targets = pages, walks
+    targets = pages, walks, creates
 }
 criterion_main!(benches);
