@@ -440,6 +440,18 @@ impl Faults {
             fault,
         })
     }
+
+    /// Takes back a fault `decide` chose but the request never carried out: an `afterCommit`
+    /// failure for a write that failed on its own and so got its real answer. The rule's fired
+    /// count (and with it its `times` budget and the metrics) counts only faults injected. A
+    /// rule of a set since replaced is left alone: its counts went with it.
+    pub fn spare(&self, rule: &Arc<str>) {
+        let active = self.active();
+        if let Some(rule) = active.1.iter().find(|r| Arc::ptr_eq(&r.id, rule)) {
+            let mut state = lock(&rule.state);
+            state.fired = state.fired.saturating_sub(1);
+        }
+    }
 }
 
 fn lock(stream: &Mutex<Stream>) -> std::sync::MutexGuard<'_, Stream> {

@@ -4,6 +4,7 @@
 //! path through [`serve`] as the same request sent alone.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderMap};
@@ -172,20 +173,32 @@ async fn route_request(
         caller.app.as_deref(),
     );
     context.note_fault(fault.as_ref());
+    let rule = fault.as_ref().map(|f| Arc::clone(&f.rule));
     let mut after_commit = None;
     if let Some((failure, later)) = injected_before(fault, &context.request_id).await {
         let injected = ApiError::from(failure);
         if !later {
             return Err(unread(request, state, context, injected).await);
         }
-        after_commit = Some(injected);
+        after_commit = rule.map(|rule| (rule, injected));
     }
     let answer = operate(request, target?, state, &caller.tenant, context).await;
-    match (answer, after_commit) {
-        // The write is durable; the client sees the failure. A write that failed on its own
-        // keeps its real answer.
-        (Ok(response), Some(injected)) if response.status().is_success() => Err(injected),
-        (answer, _) => answer,
+    let Some((rule, injected)) = after_commit else {
+        return answer;
+    };
+    match answer {
+        // The write is durable; the client sees the failure.
+        Ok(response) if response.status().is_success() => {
+            tracing::info!(rule = %rule, request = %context.request_id, "injected a fault after the commit");
+            Err(injected)
+        }
+        // A write that failed on its own keeps its real answer, and the fault was never
+        // injected: the rule keeps it for a later request, and the journal shows none.
+        answer => {
+            state.faults.spare(&rule);
+            context.note(|n| n.fault = None);
+            answer
+        }
     }
 }
 
@@ -223,7 +236,16 @@ pub(super) async fn injected_before(
     request: &dyn std::fmt::Display,
 ) -> Option<(Failure, bool)> {
     let Injected { rule, fault } = decided?;
-    tracing::info!(rule = %rule, request = %request, fault = ?fault, "injected a fault");
+    // An afterCommit failure is logged once it is carried out.
+    if !matches!(
+        fault,
+        Fault::Fail {
+            after_commit: true,
+            ..
+        }
+    ) {
+        tracing::info!(rule = %rule, request = %request, fault = ?fault, "injected a fault");
+    }
     match fault {
         Fault::Latency(wait) => {
             actix_web::rt::time::sleep(wait).await;

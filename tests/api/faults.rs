@@ -102,6 +102,39 @@ fn after_commit_stores_the_write_then_fails_and_a_retry_meets_409() {
 }
 
 #[test]
+fn an_after_commit_fault_is_not_spent_on_a_write_that_fails_on_its_own() {
+    let app = spawn_app();
+    assert_eq!(app.create(&flow("taken")).status, 201);
+    put_faults(
+        &app,
+        &json!({"rules": [{"id": "once", "match": {"operation": "create"}, "times": 1,
+                           "effect": {"status": 500, "afterCommit": true}}]}),
+    );
+    app.request("DELETE", "/_emulator/requests", &[], None);
+    // A duplicate (409) and an invalid body (400) get their real answers and leave the rule's
+    // one fault for a write that succeeds.
+    assert_eq!(app.create(&flow("taken")).status, 409);
+    let invalid = app.create_raw(r#"{"id":"x","userFlowType":"nope"}"#, "application/json");
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+    assert_eq!(fired(&app, 0), 0);
+    let journal = app.request("GET", "/_emulator/requests", &[], None).json();
+    let entries = journal["value"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{journal}");
+    assert!(entries.iter().all(|e| e["fault"].is_null()), "{journal}");
+    // The next create that succeeds meets it, once.
+    let faulted = app.create(&flow("stored"));
+    assert_eq!(faulted.status, 500, "{}", faulted.body);
+    assert_eq!(fired(&app, 0), 1);
+    assert_eq!(app.create(&flow("after")).status, 201);
+    assert_eq!(ids(&app), ["B2C_1_taken", "B2C_1_stored", "B2C_1_after"]);
+    let metrics = app.request("GET", "/_emulator/metrics", &[], None).body;
+    assert!(
+        metrics.contains("userflows_faults_injected_total{rule=\"once\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn latency_delays_then_the_request_proceeds() {
     let app = spawn_app();
     put_faults(
