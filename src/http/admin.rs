@@ -7,6 +7,7 @@
 //! (docs/reference.md §8). Paths are matched after percent-decoding, as Graph paths are.
 
 use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -616,6 +617,14 @@ enum JournalFormat {
     Ndjson,
 }
 
+/// An RFC 3339 time with any offset (`Z`, `z`, `+01:00`, `-05:30`) and any precision.
+fn rfc3339(text: &str) -> Option<SystemTime> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(SystemTime::from)
+}
+
 /// A journal query's `tenant`, read as a token's `tid` is (a GUID lower-cased).
 fn journal_tenant(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     raw.map(|t| tenant_of(t).map(|t| t.as_str().to_owned()))
@@ -651,10 +660,7 @@ fn requests_filter(query: &str) -> Result<(Filter, JournalFormat), ApiError> {
         .transpose()?;
     let since = query
         .since
-        .map(|at| {
-            humantime::parse_rfc3339_weak(&at)
-                .map_err(|_| bad(format!("'{at}' is not an RFC 3339 time.")))
-        })
+        .map(|at| rfc3339(&at).ok_or_else(|| bad(format!("'{at}' is not an RFC 3339 time."))))
         .transpose()?;
     let format = match query.format.as_deref() {
         None | Some("json") => JournalFormat::Json,

@@ -126,6 +126,14 @@ fn filters_tenants_and_clearing() {
     );
     assert!(entries(&app, "since=2999-01-01T00:00:00Z").is_empty());
     assert_eq!(entries(&app, "since=2000-01-01T00:00:00Z").len(), 3);
+    // Any RFC 3339 offset, and the lower-case separators the RFC allows.
+    assert!(entries(&app, "since=2999-01-01T01:00:00%2B01:00").is_empty());
+    assert_eq!(entries(&app, "since=2000-01-01t00:00:00.5z").len(), 3);
+    let soon =
+        std::time::SystemTime::now() + Duration::from_secs(2) - Duration::from_secs(3 * 3600);
+    let soon = humantime::format_rfc3339_seconds(soon).to_string();
+    let soon = format!("{}-03:00", soon.trim_end_matches('Z'));
+    assert!(entries(&app, &format!("since={soon}")).is_empty(), "{soon}");
     for bad in [
         "status=abc",
         "operation=patch",
