@@ -264,6 +264,7 @@ async fn token(
 ) -> HttpResponse {
     let context = RequestContext::new(req.headers());
     answered(&req, &state, &context, async {
+        context.note(|n| n.operation = Some(Operation::Token));
         let tenant = path_tenant(&segment)?;
         if NOT_A_TENANT.contains(&tenant.as_str()) {
             return Err(IdentityError::invalid_request(
@@ -274,10 +275,7 @@ async fn token(
                 ),
             ));
         }
-        context.note(|n| {
-            n.tenant = Some(tenant.as_str().into());
-            n.operation = Some(Operation::Token);
-        });
+        context.note(|n| n.tenant = Some(tenant.as_str().into()));
         let form = read_form(&req, payload, &state, &context).await?;
         let field = |name: &str| {
             form.iter()

@@ -13,7 +13,7 @@ use actix_web::web::{self, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use super::auth::{caller_of, Access};
+use super::auth::{identify, Access};
 use super::body::parse_create_body;
 use super::context::{Asked, RequestContext, MAX_CLIENT_REQUEST_ID};
 use super::error::ApiError;
@@ -133,7 +133,7 @@ async fn route_request(
             "The header 'client-request-id' is longer than {MAX_CLIENT_REQUEST_ID} characters."
         )));
     }
-    let caller = caller_of(request.headers, &state.auth, Access::of(&request.method))?;
+    let caller = identify(request.headers, &state.auth)?;
     context.note_caller(&caller);
     let target = route::parse(request.path);
     let method = request.method.clone();
@@ -155,6 +155,7 @@ async fn route_request(
         _ => None,
     };
     context.note(|n| n.operation = operation);
+    caller.allows(Access::of(&request.method))?;
     // Every authenticated request counts, whatever its answer would be; a throttled one
     // changes nothing.
     if let Err(throttled) = state

@@ -232,6 +232,24 @@ fn permissions_decide_reads_and_writes_with_403() {
         404,
         "nothing was created"
     );
+    // The journal files each 403 under its token's tenant and app, with its operation.
+    let journal = app.request(
+        "GET",
+        &format!("/_emulator/requests?tenant={TENANT}&status=403"),
+        &[],
+        None,
+    );
+    let refused = journal.json()["value"].as_array().unwrap().clone();
+    assert_eq!(refused.len(), 8, "{}", journal.body);
+    let operations: Vec<&str> = refused
+        .iter()
+        .map(|e| e["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        operations,
+        ["create", "delete", "create", "delete", "list", "list", "list", "list"]
+    );
+    assert!(refused.iter().all(|e| e["tenant"] == TENANT), "{refused:?}");
 }
 
 #[test]
@@ -426,6 +444,7 @@ fn token_endpoint_errors_have_the_identity_platforms_shape() {
             (400, "invalid_request", 900_023),
         ),
     ];
+    let count = cases.len();
     for (tenant, form, (status, error, code)) in cases {
         let r = token_request(&app, tenant, &form, &[("client-request-id", "corr-1")]);
         assert_eq!(
@@ -436,6 +455,10 @@ fn token_endpoint_errors_have_the_identity_platforms_shape() {
         assert_eq!(r.json()["correlation_id"], "corr-1");
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
+    // Every refused token request is journalled as one, whether or not its path names a tenant.
+    let journal = app.request("GET", "/_emulator/requests?operation=token", &[], None);
+    let tokens = journal.json()["value"].as_array().unwrap().len();
+    assert_eq!(tokens, count, "{}", journal.body);
     let r = app.request("GET", &format!("/{TENANT}/oauth2/v2.0/token"), &[], None);
     assert_eq!(identity_error(&r).0, 400);
     let r = app.request(
