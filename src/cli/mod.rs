@@ -308,13 +308,14 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn token(args: &TokenArgs) -> anyhow::Result<()> {
-    TenantId::parse(&args.tenant).with_context(|| {
+    // A GUID is written lower-cased, as every answer shows it.
+    let tenant = TenantId::parse(&args.tenant).with_context(|| {
         format!(
             "'{}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)",
             args.tenant
         )
     })?;
-    let mut claims = Claims::for_tenant(&args.tenant, &args.scopes, &args.roles, args.valid_for);
+    let mut claims = Claims::for_tenant(tenant.as_str(), &args.scopes, &args.roles, args.valid_for);
     if args.expired {
         let now = claims.iat.unwrap_or_default();
         claims.iat = Some(now.saturating_sub(7200));
@@ -331,7 +332,8 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
         (None, Some(path)) => {
             let key = SigningKey::load(&path).with_context(|| {
                 format!(
-                    "no signing key at {}: the emulator makes it at its first start on that data                      directory",
+                    "no signing key at {}: the emulator makes it at its first start on that \
+                     data directory",
                     path.display()
                 )
             })?;

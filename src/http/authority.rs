@@ -152,7 +152,11 @@ async fn answered(
 ) -> HttpResponse {
     let started = std::time::Instant::now();
     context.set_route(RouteLabel::Identity);
-    let mut response = match route.await {
+    let answer = match context.refusal() {
+        Some(refusal) => Err(IdentityError::invalid_request(900_144, refusal)),
+        None => route.await,
+    };
+    let mut response = match answer {
         Ok(response) => response,
         Err(error) => error.respond(context),
     };

@@ -110,10 +110,8 @@ pub(super) async fn run(
     if let Some((failure, _)) = injected_before(fault, &context.request_id).await {
         return Err(failure.into());
     }
-    if context.client_request_id_too_long {
-        return Err(ApiError::bad_request(
-            "The header 'client-request-id' is too long.",
-        ));
+    if let Some(refusal) = context.refusal() {
+        return Err(ApiError::bad_request(refusal));
     }
     parse_none(request.query)?;
     let limit = state.max_body_bytes.saturating_mul(MAX_REQUESTS);

@@ -14,6 +14,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest, HttpResponse};
 
+use super::error::ApiError;
 use super::AppState;
 use crate::chaos::{Effect, Failure, Fault, Injected, Latency, Operation};
 use crate::journal::{BatchItem, Entry, FaultNote, Journal, PathAndQuery, Throttled};
@@ -86,7 +87,11 @@ impl RequestContext {
         let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let text: &str = request_id.hyphenated().encode_lower(&mut buffer);
         let sent = headers.get(&CLIENT_REQUEST_ID).filter(|v| !v.is_empty());
-        let client_request_id_too_long = sent.is_some_and(|v| v.len() > MAX_CLIENT_REQUEST_ID);
+        // Characters, not bytes: only a value of more bytes than the limit can be over it.
+        let client_request_id_too_long = sent.is_some_and(|v| {
+            v.len() > MAX_CLIENT_REQUEST_ID
+                && String::from_utf8_lossy(v.as_bytes()).chars().count() > MAX_CLIENT_REQUEST_ID
+        });
         let client_header = sent.filter(|_| !client_request_id_too_long).cloned();
         let client_request_id = client_header
             .as_ref()
@@ -103,6 +108,16 @@ impl RequestContext {
             started: Instant::now(),
             notes: RefCell::new(Notes::default()),
         }
+    }
+
+    /// Why the request is refused whatever it asks, if it is: a `client-request-id` over the
+    /// limit (it is neither echoed nor recorded).
+    pub(super) fn refusal(&self) -> Option<String> {
+        self.client_request_id_too_long.then(|| {
+            format!(
+                "The header 'client-request-id' is longer than {MAX_CLIENT_REQUEST_ID} characters."
+            )
+        })
     }
 
     /// Notes something the journal will record of this request.
@@ -300,13 +315,23 @@ fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &HeaderName) -
 /// response. (The Graph handler does the same itself, without the middleware's layers.)
 pub(super) async fn stamp(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let context = Rc::new(RequestContext::new(req.headers()));
     req.extensions_mut().insert(Rc::clone(&context));
     context.set_route(RouteLabel::Admin);
-    let (req, mut response) = next.call(req).await?.into_parts();
+    let (req, mut response) = match context.refusal() {
+        Some(refusal) => {
+            let (req, _) = req.into_parts();
+            let response = ApiError::bad_request(refusal).respond(&context);
+            (req, response.map_into_right_body())
+        }
+        None => {
+            let (req, response) = next.call(req).await?.into_parts();
+            (req, response.map_into_left_body())
+        }
+    };
     let state = req.app_data::<web::Data<AppState>>();
     let state = state.map(web::Data::get_ref);
     context.finish(req.method(), req.path(), state, &mut response, started);

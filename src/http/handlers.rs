@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 
 use super::auth::{identify, Access};
 use super::body::parse_create_body;
-use super::context::{Asked, RequestContext, MAX_CLIENT_REQUEST_ID};
+use super::context::{Asked, RequestContext};
 use super::error::ApiError;
 use super::query::{parse_count, parse_get, parse_list, parse_none};
 use super::response::{self, base_url, COLLECTION_PATH};
@@ -128,10 +128,8 @@ async fn route_request(
     state: &AppState,
     context: &RequestContext,
 ) -> Result<HttpResponse, ApiError> {
-    if context.client_request_id_too_long {
-        return Err(ApiError::bad_request(format!(
-            "The header 'client-request-id' is longer than {MAX_CLIENT_REQUEST_ID} characters."
-        )));
+    if let Some(refusal) = context.refusal() {
+        return Err(ApiError::bad_request(refusal));
     }
     let caller = identify(request.headers, &state.auth)?;
     context.note_caller(&caller);

@@ -5,7 +5,7 @@ use userflows_emulator::http::auth::PERSONAL_ACCOUNT_TENANT;
 use userflows_emulator::http::AuthMode;
 use userflows_emulator::tenant::TenantId;
 
-use crate::helpers::{flow, spawn_app, spawn_app_with, token_for, OTHER_TENANT};
+use crate::helpers::{flow, payload, spawn_app, spawn_app_with, token_for, OTHER_TENANT};
 
 const WWW_AUTHENTICATE: &str = r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#;
 
@@ -161,5 +161,21 @@ fn a_guid_tid_names_one_tenant_whatever_its_letter_case() {
     assert_eq!(
         listed["value"][0]["tenantId"],
         "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    );
+}
+
+#[test]
+fn the_token_command_writes_a_guid_tenant_lower_cased() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
+        .args(["token", "--tenant", "72F988BF-86F1-41AF-91AB-2D7CD011DB47"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap();
+    let claims = payload(token.trim());
+    assert_eq!(claims["tid"], "72f988bf-86f1-41af-91ab-2d7cd011db47");
+    assert_eq!(
+        claims["iss"],
+        "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/"
     );
 }

@@ -68,6 +68,18 @@ impl Resp {
     }
 }
 
+/// The claims of a JWT, decoded (not verified).
+pub fn payload(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// A token of `tenant` as the `token` command prints it.
 pub fn token_for(tenant: &str) -> String {
     mint(&Claims::for_tenant(tenant, &[], &[], 3600)).unwrap()

@@ -11,7 +11,7 @@ use userflows_emulator::http::AuthMode;
 use userflows_emulator::identity::keys::sign_hs256;
 use userflows_emulator::identity::SigningKey;
 
-use crate::helpers::{flow, spawn_app_with, Resp, TestApp, TENANT};
+use crate::helpers::{flow, payload, spawn_app_with, Resp, TestApp, TENANT};
 
 const SECRET: &str = "s3cret-for-tests";
 const READ_WRITE: &str = "IdentityUserFlow.ReadWrite.All";
@@ -107,16 +107,6 @@ fn identity_error(r: &Resp) -> (u16, String, u64) {
         );
     }
     (r.status, body["error"].as_str().unwrap().to_owned(), code)
-}
-
-fn payload(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Paths, methods and the headers every response carries.
 
-use crate::helpers::{flow, spawn_app};
+use crate::helpers::{flow, spawn_app, TENANT};
 
 #[test]
 fn wrong_methods_are_405_with_allow() {
@@ -136,6 +136,52 @@ fn a_client_request_id_over_256_characters_is_400_and_is_not_echoed() {
         Some(request_id.as_str())
     );
     assert_eq!(app.get("B2C_1_Long").status, 404, "nothing stored");
+
+    // The limit counts characters: 256 two-byte ones are taken.
+    let wide = |n: usize| {
+        use std::io::{Read, Write};
+        let address = app.address.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        let head = format!(
+            "GET /beta/identity/userFlows HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer \
+             {}\r\nclient-request-id: {}\r\nConnection: close\r\n\r\n",
+            app.token,
+            "\u{e9}".repeat(n)
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let (taken, refused) = (wide(256), wide(257));
+    assert!(taken.starts_with("HTTP/1.1 200"), "{taken}");
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+
+    // Admin and identity routes refuse it too, each in its own error shape.
+    let admin = app.request(
+        "GET",
+        "/_emulator/tenants",
+        &[("client-request-id", &too_long)],
+        None,
+    );
+    assert_eq!(admin.status, 400, "{}", admin.body);
+    assert_eq!(admin.error_code(), "BadRequest");
+    assert!(admin.message().contains("client-request-id"));
+    let token = app.request(
+        "POST",
+        &format!("/{TENANT}/oauth2/v2.0/token"),
+        &[
+            ("client-request-id", &too_long),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some("grant_type=client_credentials&client_id=a&client_secret=b&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
+    );
+    assert_eq!(token.status, 400, "{}", token.body);
+    assert_eq!(token.json()["error"], "invalid_request");
+    assert_eq!(
+        token.json()["correlation_id"],
+        token.header("request-id").unwrap()
+    );
 }
 
 #[test]
