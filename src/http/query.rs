@@ -111,7 +111,8 @@ fn options(query: &str) -> Result<Vec<Option_>, ApiError> {
             }
             continue;
         }
-        if raw_value.trim().is_empty() {
+        let value = decode(raw_value);
+        if value.trim().is_empty() {
             return Err(ApiError::bad_request(format!(
                 "The query option '{shown}' has an empty value."
             )));
@@ -124,7 +125,7 @@ fn options(query: &str) -> Result<Vec<Option_>, ApiError> {
         seen.push(Option_ {
             name: bare,
             shown,
-            value: decode(raw_value),
+            value,
         });
     }
     Ok(seen)
@@ -145,8 +146,10 @@ fn unsupported(option: &Option_) -> ApiError {
 
 fn invalid_value(option: &Option_, expected: &str) -> ApiError {
     ApiError::bad_request(format!(
-        "Invalid value '{}' for the query option '{}': {expected}.",
-        option.value, option.shown
+        "Invalid value '{}' for the query option '{}': {}.",
+        option.value,
+        option.shown,
+        expected.trim_end_matches('.')
     ))
 }
 
@@ -198,9 +201,9 @@ pub fn parse_list(query: &str, tenant: &str) -> Result<ListOptions, ApiError> {
                 list.skip = option
                     .value
                     .trim()
-                    .parse::<u32>()
-                    .map_err(|_| invalid_value(&option, "expected a non-negative integer"))?
-                    as usize;
+                    .parse::<u64>()
+                    .map(|skip| usize::try_from(skip).unwrap_or(usize::MAX))
+                    .map_err(|_| invalid_value(&option, "expected a non-negative integer"))?;
                 "$skip"
             }
             "count" => {
@@ -468,6 +471,22 @@ mod tests {
             let message = parse_list(query, T).unwrap_err().to_string();
             assert!(message.contains(needle), "{query}: {message}");
         }
+    }
+
+    #[test]
+    fn blank_values_are_empty_large_skips_are_taken_and_messages_end_once() {
+        for blank in ["$filter=%20", "$filter=+", "$orderby=%09"] {
+            let message = parse_list(blank, T).unwrap_err().to_string();
+            assert!(message.contains("has an empty value"), "{blank}: {message}");
+        }
+        let list = parse_list("$skip=99999999999", T).unwrap();
+        assert_eq!(list.query.skip, 99_999_999_999);
+        assert!(parse_list("$skip=1e3", T).is_err());
+        let message = parse_list("$select=ID", T).unwrap_err().to_string();
+        assert!(
+            message.ends_with("'microsoft.graph.identityUserFlow'."),
+            "{message}"
+        );
     }
 
     #[test]

@@ -32,11 +32,15 @@ pub fn parse(raw_path: &str) -> Result<Target, ApiError> {
         .map(|s| percent_decode_str(s).decode_utf8_lossy());
     match rest.next().as_deref() {
         Some(version) if version.eq_ignore_ascii_case("beta") => {}
-        other => {
+        Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "Invalid version: {}. This emulator serves Microsoft Graph beta under /beta.",
-                other.unwrap_or("")
+                "Invalid version: {other}. This emulator serves Microsoft Graph beta under /beta."
             )))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "No version in the path. This emulator serves Microsoft Graph beta under /beta.",
+            ))
         }
     }
     match rest.next().as_deref() {
@@ -138,5 +142,6 @@ mod tests {
             "Resource not found for the segment 'languages'."
         );
         assert!(err("/v1.0/identity/userFlows").contains("Invalid version: v1.0"));
+        assert!(err("/").starts_with("No version in the path."));
     }
 }
