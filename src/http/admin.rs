@@ -334,7 +334,7 @@ async fn events(
         let limit = query
             .limit
             .unwrap_or(DEFAULT_EVENTS_LIMIT)
-            .clamp(1, MAX_EVENTS_LIMIT);
+            .min(MAX_EVENTS_LIMIT);
         let Some(body) = state.registry.durable_events(&tenant, from, limit).await? else {
             return Err(ApiError::NotFound(format!(
                 "Tenant '{tenant}' has no event log."

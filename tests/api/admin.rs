@@ -150,6 +150,7 @@ fn events_are_the_durable_envelopes_as_ndjson() {
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(window, vec![2]);
+    assert!(events(&app, TENANT, "limit=0").is_empty());
     assert_eq!(
         app.request("GET", "/_emulator/tenants/nobody/events", &[], None)
             .status,
