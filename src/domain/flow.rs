@@ -232,13 +232,22 @@ impl UserFlowTypeVersion {
 const EXACT_INTEGER_LIMIT: f32 = 9_007_199_254_740_992.0;
 
 impl Serialize for UserFlowTypeVersion {
-    /// Written as a whole number when it is one (`1`, not `1.0`), else as the shortest decimal
-    /// that reads back as the same `f32` (`1.1`, not `1.100000023841858`).
+    /// Written as a whole number when it is one (`1`, not `1.0`; `10000000000000000`, not
+    /// `1e16`), else as the shortest decimal that reads back as the same `f32` (`1.1`, not
+    /// `1.100000023841858`). A whole number past `f64`'s exact integers is written with the
+    /// shortest digits that read back as the same `f32`, not its exact binary value.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.0.fract() == 0.0 && self.0.abs() < EXACT_INTEGER_LIMIT {
-            serializer.serialize_i64(self.0 as i64)
-        } else {
-            serializer.serialize_f32(self.0)
+        if self.0.fract() != 0.0 {
+            return serializer.serialize_f32(self.0);
+        }
+        if self.0.abs() < EXACT_INTEGER_LIMIT {
+            return serializer.serialize_i64(self.0 as i64);
+        }
+        // `Display` writes an f32 as its shortest round-trip digits, never with an exponent;
+        // every positive finite f32 fits in a u128 (versions are positive).
+        match self.0.to_string().parse::<u128>() {
+            Ok(whole) => serializer.serialize_u128(whole),
+            Err(_) => serializer.serialize_f32(self.0),
         }
     }
 }
@@ -280,6 +289,24 @@ impl UserFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_are_written_whole_when_whole_and_read_back_the_same() {
+        for (value, written) in [
+            (1.0, "1"),
+            (1.1, "1.1"),
+            (0.000_1, "0.0001"),
+            (16_777_217.0, "16777216"),
+            (1e16, "10000000000000000"),
+            (f32::MAX, "340282350000000000000000000000000000000"),
+        ] {
+            let version = UserFlowTypeVersion::from_stored(value);
+            let text = serde_json::to_string(&version).unwrap();
+            assert_eq!(text, written, "{value}");
+            let back: UserFlowTypeVersion = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.value().to_bits(), value.to_bits(), "{value}");
+        }
+    }
 
     #[test]
     fn id_without_prefix_gets_it() {
