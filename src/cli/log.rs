@@ -98,7 +98,7 @@ struct EventsArgs {
     #[command(flatten)]
     dir: DataDir,
     /// The tenant whose events to show.
-    #[arg(long)]
+    #[arg(long, value_parser = tenant_arg)]
     tenant: String,
     /// The first seq shown [default: 1, or the newest with --backwards].
     #[arg(long)]
@@ -121,7 +121,7 @@ struct ReplayArgs {
     #[command(flatten)]
     dir: DataDir,
     /// The tenant to replay.
-    #[arg(long)]
+    #[arg(long, value_parser = tenant_arg)]
     tenant: String,
     /// Stop after this seq [default: replay everything].
     #[arg(long, conflicts_with = "until_time")]
@@ -140,7 +140,7 @@ struct VerifyArgs {
     #[command(flatten)]
     dir: DataDir,
     /// Only this tenant [default: every tenant].
-    #[arg(long)]
+    #[arg(long, value_parser = tenant_arg)]
     tenant: Option<String>,
 }
 
@@ -149,7 +149,7 @@ struct ExportArgs {
     #[command(flatten)]
     dir: DataDir,
     /// Only this tenant [default: every tenant].
-    #[arg(long)]
+    #[arg(long, value_parser = tenant_arg)]
     tenant: Option<String>,
     /// Write here instead of stdout (via a `.partial` file renamed when complete).
     #[arg(long)]
@@ -213,6 +213,12 @@ fn open_existing(dir: &Path) -> anyhow::Result<SledEventLog> {
 }
 
 /// Every tenant, sorted.
+/// A `--tenant` as the log files it: a GUID lower-cased, any other id as given (one that is
+/// no tenant id is then simply unknown).
+fn tenant_arg(raw: &str) -> Result<String, std::convert::Infallible> {
+    Ok(TenantId::parse(raw).map_or_else(|| raw.to_owned(), |t| t.as_str().to_owned()))
+}
+
 fn sorted_tenants(log: &dyn EventLog) -> Result<Vec<String>, StoreError> {
     let mut tenants = log.tenants()?;
     tenants.sort();
@@ -695,11 +701,18 @@ fn plan_import(text: &[u8]) -> Result<Plan<'_>, Vec<String>> {
         if broken.contains(&tenant) {
             continue;
         }
-        if TenantId::parse(&tenant).is_none() {
-            problems.push(format!(
-                "line {number}: '{tenant}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)"
-            ));
-            broken.insert(tenant);
+        // A GUID names one tenant whatever its letter case: its lines go to one stream.
+        let tenant = match TenantId::parse(&tenant) {
+            Some(parsed) => parsed.as_str().to_owned(),
+            None => {
+                problems.push(format!(
+                    "line {number}: '{tenant}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)"
+                ));
+                broken.insert(tenant);
+                continue;
+            }
+        };
+        if broken.contains(&tenant) {
             continue;
         }
         let records = plan.entry(tenant.clone()).or_default();

@@ -675,3 +675,47 @@ fn a_directory_of_the_tree_per_tenant_layout_is_converted_and_reads_the_same() {
     app.stop();
     assert_eq!(event_seqs(&dir, "layout-live", &["--from", "14"]), vec![14]);
 }
+
+#[test]
+fn a_guid_tenant_is_one_tenant_to_the_log_tools_whatever_its_letter_case() {
+    let upper = V1_TENANT.to_ascii_uppercase();
+    // Every other line of the GUID tenant written upper-case, as another tool might.
+    let content = std::fs::read_to_string(fixture("v1-two-tenants.ndjson")).unwrap();
+    let mixed: String = content
+        .lines()
+        .filter(|l| l.contains(V1_TENANT))
+        .enumerate()
+        .map(|(at, line)| {
+            let line = if at % 2 == 1 {
+                line.replace(V1_TENANT, &upper)
+            } else {
+                line.to_owned()
+            };
+            line + "\n"
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("mixed.ndjson");
+    std::fs::write(&file, &mixed).unwrap();
+    let dir = tmp.path().join("data");
+    let run = log(&["import", "--data-dir", text(&dir), text(&file)]).ok();
+    assert!(run.stderr.contains("of 1 tenants"), "{run:?}");
+    let tenants = log(&["tenants", "--data-dir", text(&dir)]).ok();
+    assert_eq!(
+        tenants.lines().len(),
+        2,
+        "a header and one tenant: {tenants:?}"
+    );
+    assert!(tenants.lines()[1].starts_with(V1_TENANT), "{tenants:?}");
+    // Named in either case, it is the same tenant to every tool.
+    assert_eq!(
+        replayed_ids(&dir, &upper, &[]),
+        replayed_ids(&dir, V1_TENANT, &[])
+    );
+    log(&["verify", "--data-dir", text(&dir), "--tenant", &upper]).ok();
+    // A second import of it, in the other case, is refused: the tenant has events already.
+    let again = tmp.path().join("again.ndjson");
+    std::fs::write(&again, mixed.replace(V1_TENANT, &upper)).unwrap();
+    log(&["import", "--data-dir", text(&dir), text(&again)]).failed();
+    serve_v1(&dir);
+}
