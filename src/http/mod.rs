@@ -68,6 +68,11 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 #[derive(Clone, Copy)]
 pub(crate) struct Https;
 
+/// The address an app's listener is bound to: the host of the URLs it writes for a request that
+/// names none (HTTP/1.0 without `Host`).
+#[derive(Clone, Copy)]
+pub(crate) struct ListenerAddr(pub(crate) std::net::SocketAddr);
+
 /// The HTTPS listener: a bound socket and the TLS configuration it serves.
 pub struct TlsListener {
     pub listener: TcpListener,
@@ -115,6 +120,7 @@ pub fn server(
             state.registry.join_as_worker();
             let app = App::new()
                 .app_data(state.clone())
+                .app_data(ListenerAddr(local))
                 .service(admin::scope().wrap(from_fn(context::stamp)))
                 .default_service(web::to(handlers::graph));
             let signal = shutdown.clone();
@@ -146,6 +152,7 @@ pub fn server(
             let app = App::new()
                 .app_data(state.clone())
                 .app_data(Https)
+                .app_data(ListenerAddr(local))
                 .service(admin::scope().wrap(from_fn(context::stamp)))
                 .default_service(web::to(handlers::graph));
             let (acceptor, signal) = (acceptor.clone(), shutdown.clone());

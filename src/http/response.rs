@@ -40,11 +40,20 @@ pub fn base_url(req: &HttpRequest) -> String {
     } else {
         "http://"
     };
-    // A direct request in origin form: what `ConnectionInfo` would answer, without building it
-    // (it formats the peer address too).
-    if !proxied && req.uri().scheme().is_none() {
+    if !proxied {
+        // A request in absolute form names its authority, which a server takes over `Host`
+        // (RFC 9112 §3.2.2).
+        if let Some(authority) = req.uri().authority() {
+            return [scheme, authority.as_str()].concat();
+        }
+        // In origin form: what `ConnectionInfo` would answer, without building it (it formats
+        // the peer address too).
         if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
             return [scheme, host].concat();
+        }
+        // No host named at all (HTTP/1.0): the address the client reached.
+        if let Some(super::ListenerAddr(local)) = req.app_data::<super::ListenerAddr>() {
+            return format!("{scheme}{local}");
         }
     }
     let info = req.connection_info();

@@ -46,7 +46,7 @@ fn unknown_segments_and_versions_are_graph_400s() {
             "Resource not found for the segment 'languages'.",
         ),
         ("/v1.0/identity/userFlows", "Invalid version: v1.0"),
-        ("/", "Invalid version"),
+        ("/", "No version in the path."),
     ] {
         let r = app.request("GET", path, &[], None);
         assert_eq!(r.status, 400, "{path}");
@@ -139,19 +139,16 @@ fn a_client_request_id_over_256_characters_is_400_and_is_not_echoed() {
 
     // The limit counts characters: 256 two-byte ones are taken.
     let wide = |n: usize| {
-        use std::io::{Read, Write};
         let address = app.address.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(address).unwrap();
-        let head = format!(
-            "GET /beta/identity/userFlows HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer \
-             {}\r\nclient-request-id: {}\r\nConnection: close\r\n\r\n",
-            app.token,
-            "\u{e9}".repeat(n)
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).unwrap();
-        String::from_utf8_lossy(&answer).into_owned()
+        raw(
+            &app,
+            &format!(
+                "GET /beta/identity/userFlows HTTP/1.1\r\nHost: {address}\r\nAuthorization: \
+                 Bearer {}\r\nclient-request-id: {}\r\nConnection: close\r\n\r\n",
+                app.token,
+                "\u{e9}".repeat(n)
+            ),
+        )
     };
     let (taken, refused) = (wide(256), wide(257));
     assert!(taken.starts_with("HTTP/1.1 200"), "{taken}");
@@ -253,4 +250,47 @@ fn requests_that_are_not_http_get_the_graph_envelope_from_the_http_layer_too() {
     }
     // The server is unharmed.
     assert_eq!(app.create(&flow("after")).status, 201);
+}
+
+/// One raw request on its own connection, answered until the server closes it.
+fn raw(app: &crate::helpers::TestApp, head: &str) -> String {
+    use std::io::{Read, Write};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn links_name_the_absolute_forms_authority_or_the_listener_when_no_host_is_sent() {
+    let app = spawn_app();
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let token = &app.token;
+    // HTTP/1.0 may send no Host: the links name the address the client reached.
+    let answer = raw(
+        &app,
+        &format!("GET /beta/identity/userFlows HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n"),
+    );
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(
+        answer.contains(&format!(
+            "\"@odata.context\":\"http://{address}/beta/$metadata"
+        )),
+        "{answer}"
+    );
+    // In absolute form the request's own authority wins over Host.
+    let answer = raw(
+        &app,
+        &format!(
+            "GET http://graph.example:81/beta/identity/userFlows HTTP/1.1\r\nHost: {address}\r\n\
+             Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"@odata.context\":\"http://graph.example:81/beta/$metadata"),
+        "{answer}"
+    );
 }
