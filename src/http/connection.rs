@@ -23,6 +23,8 @@ pub(crate) struct Connection {
     fate: AtomicU8,
     /// The client closed its end or the stream failed.
     gone: AtomicBool,
+    /// A request's handler began since the stream last looked: its head arrived whole.
+    began: AtomicBool,
     wake: Notify,
     shutdown: GracefulShutdownSignal,
 }
@@ -43,6 +45,7 @@ impl Connection {
         Arc::new(Self {
             fate: AtomicU8::new(OPEN),
             gone: AtomicBool::new(false),
+            began: AtomicBool::new(false),
             wake: Notify::new(),
             shutdown,
         })
@@ -55,6 +58,11 @@ impl Connection {
             RESET => Some(Fate::Reset),
             _ => None,
         }
+    }
+
+    /// Whether a request's handler began since the last call (for the stream's head timeout).
+    pub(crate) fn take_began(&self) -> bool {
+        self.began.load(Ordering::Relaxed) && self.began.swap(false, Ordering::Relaxed)
     }
 
     /// Called by the stream when the client's end closes or fails.
@@ -73,6 +81,13 @@ impl Connection {
             () = self.wake.notified() => tracing::debug!("a hung request ends: the client left"),
             () = self.shutdown.notified() => tracing::debug!("a hung request ends: the server stops"),
         }
+    }
+}
+
+/// Tells the connection of `req` that a request's handler began: its head arrived whole.
+pub(crate) fn began(req: &HttpRequest) {
+    if let Some(connection) = req.conn_data::<Arc<Connection>>() {
+        connection.began.store(true, Ordering::Relaxed);
     }
 }
 

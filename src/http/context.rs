@@ -318,6 +318,7 @@ pub(super) async fn stamp(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
+    super::connection::began(req.request());
     let context = Rc::new(RequestContext::new(req.headers()));
     req.extensions_mut().insert(Rc::clone(&context));
     context.set_route(RouteLabel::Admin);

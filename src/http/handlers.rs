@@ -64,6 +64,7 @@ pub(super) async fn graph(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    connection::began(&req);
     if let Some((route, segment)) = super::authority::route(req.match_info().as_str()) {
         let segment = segment.to_owned();
         return super::authority::serve(req, payload, state, route, segment).await;

@@ -6,6 +6,7 @@
 //! faults its [`Connection`] was marked with: the marked answer is never written, and the
 //! connection ends with a reset or a close.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,25 +18,31 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::connection::{Connection, Fate};
 use super::error::protocol_error_body;
 
-/// The heads the dispatcher writes for its own errors, each closing the connection.
+/// The heads the dispatcher writes for its own errors (on a connection's first request followed
+/// by `connection: close`, on a later one not), each ending the connection.
 const CANNED: [(u16, &[u8]); 3] = [
-    (
-        400,
-        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n",
-    ),
+    (400, b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n"),
     (
         408,
-        b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n",
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n",
     ),
     (
         431,
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n",
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n",
     ),
 ];
 
 /// What every canned head holds: one search of each written buffer for it, and only a buffer
-/// that has it is searched for which answer it is.
-const CANNED_TAIL: &[u8] = b"\r\ncontent-length: 0\r\nconnection: close\r\n";
+/// that has it is searched for which answer it is. No answer of the application has an empty
+/// body with one of those statuses: each carries the Graph envelope.
+const CANNED_TAIL: &[u8] = b"\r\ncontent-length: 0\r\n";
+
+/// The header line that follows a canned head on a connection's first request.
+const CLOSE_LINE: &[u8] = b"connection: close\r\n";
+
+/// How long a later request's head may take to arrive once its first bytes did (actix times out
+/// only a connection's first head).
+const HEAD_TIMEOUT: std::time::Duration = super::HEAD_TIMEOUT;
 
 /// A connection's stream, rewriting the dispatcher's empty error answers on their way out.
 pub(crate) struct ProtocolErrors<S> {
@@ -45,6 +52,11 @@ pub(crate) struct ProtocolErrors<S> {
     pending: Vec<u8>,
     written: usize,
     connection: Arc<Connection>,
+    /// An answer went out since a request's handler last began: the next bytes read start a
+    /// new request's head.
+    between: bool,
+    /// When that head must be complete (its handler begun), else `408` and the connection ends.
+    head_deadline: Option<Pin<Box<actix_web::rt::time::Sleep>>>,
 }
 
 impl<S> ProtocolErrors<S> {
@@ -55,6 +67,8 @@ impl<S> ProtocolErrors<S> {
             pending: Vec::new(),
             written: 0,
             connection,
+            between: false,
+            head_deadline: None,
         }
     }
 
@@ -106,9 +120,17 @@ fn rewrite(bytes: &[u8], peer: Option<SocketAddr>) -> Option<Vec<u8>> {
     let (at, status, canned) = CANNED.iter().find_map(|(status, canned)| {
         memchr::memmem::find(bytes, canned).map(|at| (at, *status, *canned))
     })?;
-    let rest = at + canned.len();
-    // The dispatcher's other header lines (its `date`) and the blank line end the head.
-    let end_of_head = rest + memchr::memmem::find(&bytes[rest..], b"\r\n\r\n")? + 4;
+    let mut rest = at + canned.len();
+    if bytes[rest..].starts_with(CLOSE_LINE) {
+        rest += CLOSE_LINE.len();
+    }
+    // The dispatcher's other header lines (its `date`) and the blank line end the head; with no
+    // other line, the blank line follows at once.
+    let end_of_head = if bytes[rest..].starts_with(b"\r\n") {
+        rest + 2
+    } else {
+        rest + memchr::memmem::find(&bytes[rest..], b"\r\n\r\n")? + 4
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let body = protocol_error_body(status, &request_id)?;
     tracing::info!(status, %request_id, peer = ?peer, "refused a request before parsing it");
@@ -144,20 +166,52 @@ impl<S: AsyncWrite + Unpin> ProtocolErrors<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for ProtocolErrors<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ProtocolErrors<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // actix times out the head of a connection's first request only; a later head that
+        // starts and never ends is answered 408 here, as the first one would be.
+        if self.connection.take_began() {
+            self.head_deadline = None;
+        }
+        if let Some(deadline) = self.head_deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                self.head_deadline = None;
+                return Poll::Ready(self.time_out(cx));
+            }
+        }
         let before = buf.filled().len();
         let read = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
         // An end of stream (nothing read into room for something) or an error: a hung request
         // on this connection can stop waiting.
         if read.is_err() || (buf.filled().len() == before && buf.remaining() > 0) {
             self.connection.client_gone();
+        } else if self.between && buf.filled().len() > before {
+            self.between = false;
+            let mut deadline = Box::pin(actix_web::rt::time::sleep(HEAD_TIMEOUT));
+            // Polled once, so that its expiry wakes this connection.
+            let _ = deadline.as_mut().poll(cx);
+            self.head_deadline = Some(deadline);
         }
         Poll::Ready(read)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> ProtocolErrors<S> {
+    /// Answers a head that did not arrive in time with the envelope `408` (as far as the socket
+    /// takes it at once), then ends the connection with the error the dispatcher drops it for.
+    fn time_out(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let canned = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n";
+        if self.pending.is_empty() {
+            if let Some(answer) = rewrite(canned, self.peer) {
+                self.pending = answer;
+                let _ = self.drain(cx);
+            }
+        }
+        Err(io::ErrorKind::TimedOut.into())
     }
 }
 
@@ -172,6 +226,9 @@ impl<S: AsyncWrite + Socket + Unpin> AsyncWrite for ProtocolErrors<S> {
             return Poll::Ready(Err(severed));
         }
         ready!(this.drain(cx))?;
+        if !buf.is_empty() {
+            this.between = true;
+        }
         if let Some(rewritten) = rewrite(buf, this.peer) {
             this.pending = rewritten;
             // The caller's bytes are taken; the answer replacing them drains from here on.
@@ -206,8 +263,28 @@ mod tests {
 
     #[test]
     fn an_empty_error_answer_becomes_the_graph_envelope_with_a_request_id() {
-        let canned = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\ndate: Fri, 04 Dec 2026 14:12:31 GMT\r\n\r\n";
+        // On a first request, and on a later one of a kept-alive connection.
+        for canned in [
+            &b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\ndate: Fri, 04 Dec 2026 14:12:31 GMT\r\n\r\n"[..],
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 14:12:31 GMT\r\n\r\n",
+        ] {
+            enveloped(canned);
+        }
+        let out = String::from_utf8(
+            rewrite(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n",
+                None,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(out.contains("\"code\":\"RequestTimeout\""), "{out}");
+        assert_eq!(out.matches("connection: close\r\n").count(), 1, "{out}");
+    }
+
+    fn enveloped(canned: &[u8]) {
         let out = String::from_utf8(rewrite(canned, None).unwrap()).unwrap();
+        assert_eq!(out.matches("connection: close\r\n").count(), 1, "{out}");
         let (head, body) = out.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
         assert!(head.contains("\r\ndate: Fri, 04 Dec 2026 14:12:31 GMT"));
