@@ -215,6 +215,10 @@ fn open_existing(dir: &Path) -> anyhow::Result<SledEventLog> {
 /// Every tenant, sorted.
 /// A `--tenant` as the log files it: a GUID lower-cased, any other id as given (one that is
 /// no tenant id is then simply unknown).
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "clap's value_parser takes a fallible function"
+)]
 fn tenant_arg(raw: &str) -> Result<String, std::convert::Infallible> {
     Ok(TenantId::parse(raw).map_or_else(|| raw.to_owned(), |t| t.as_str().to_owned()))
 }
@@ -702,16 +706,14 @@ fn plan_import(text: &[u8]) -> Result<Plan<'_>, Vec<String>> {
             continue;
         }
         // A GUID names one tenant whatever its letter case: its lines go to one stream.
-        let tenant = match TenantId::parse(&tenant) {
-            Some(parsed) => parsed.as_str().to_owned(),
-            None => {
-                problems.push(format!(
-                    "line {number}: '{tenant}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)"
-                ));
-                broken.insert(tenant);
-                continue;
-            }
+        let Some(parsed) = TenantId::parse(&tenant) else {
+            problems.push(format!(
+                "line {number}: '{tenant}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)"
+            ));
+            broken.insert(tenant);
+            continue;
         };
+        let tenant = parsed.as_str().to_owned();
         if broken.contains(&tenant) {
             continue;
         }

@@ -262,11 +262,11 @@ pub fn identify(headers: &HeaderMap, auth: &Authenticator) -> Result<Caller, Api
         }
     };
     let grants = match &known.verified {
-        Some(verified) => {
-            verified
+        Some(checked) => {
+            checked
                 .check_lifetime(now())
                 .map_err(|rejection| ApiError::Unauthorized(rejection.message()))?;
-            verified.grants
+            checked.grants
         }
         None => Grants::ALL,
     };

@@ -322,16 +322,13 @@ pub(super) async fn stamp(
     let context = Rc::new(RequestContext::new(req.headers()));
     req.extensions_mut().insert(Rc::clone(&context));
     context.set_route(RouteLabel::Admin);
-    let (req, mut response) = match context.refusal() {
-        Some(refusal) => {
-            let (req, _) = req.into_parts();
-            let response = ApiError::bad_request(refusal).respond(&context);
-            (req, response.map_into_right_body())
-        }
-        None => {
-            let (req, response) = next.call(req).await?.into_parts();
-            (req, response.map_into_left_body())
-        }
+    let (req, mut response) = if let Some(refusal) = context.refusal() {
+        let (req, _) = req.into_parts();
+        let response = ApiError::bad_request(refusal).respond(&context);
+        (req, response.map_into_right_body())
+    } else {
+        let (req, response) = next.call(req).await?.into_parts();
+        (req, response.map_into_left_body())
     };
     let state = req.app_data::<web::Data<AppState>>();
     let state = state.map(web::Data::get_ref);

@@ -165,7 +165,7 @@ fn a_client_request_id_over_256_characters_is_400_and_is_not_echoed() {
     assert_eq!(admin.status, 400, "{}", admin.body);
     assert_eq!(admin.error_code(), "BadRequest");
     assert!(admin.message().contains("client-request-id"));
-    let token = app.request(
+    let identity = app.request(
         "POST",
         &format!("/{TENANT}/oauth2/v2.0/token"),
         &[
@@ -174,11 +174,11 @@ fn a_client_request_id_over_256_characters_is_400_and_is_not_echoed() {
         ],
         Some("grant_type=client_credentials&client_id=a&client_secret=b&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
     );
-    assert_eq!(token.status, 400, "{}", token.body);
-    assert_eq!(token.json()["error"], "invalid_request");
+    assert_eq!(identity.status, 400, "{}", identity.body);
+    assert_eq!(identity.json()["error"], "invalid_request");
     assert_eq!(
-        token.json()["correlation_id"],
-        token.header("request-id").unwrap()
+        identity.json()["correlation_id"],
+        identity.header("request-id").unwrap()
     );
 }
 
