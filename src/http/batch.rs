@@ -43,7 +43,7 @@ pub(super) fn is_batch_path(path: &str) -> bool {
     named(segments.next(), "beta")
         && segments
             .next()
-            .is_some_and(|s| s == "$batch" || s.eq_ignore_ascii_case("%24batch"))
+            .is_some_and(|s| s.eq_ignore_ascii_case("$batch") || s.eq_ignore_ascii_case("%24batch"))
         && segments.next().is_none()
 }
 
@@ -171,12 +171,32 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Checks the whole batch before anything runs.
 fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
-    let batch: RawBatch<'_> = serde_json::from_slice(body)
-        .map_err(|e| malformed(format!("the body is not JSON ({e}).")))?;
-    let requests: Vec<RawRequest<'_>> = batch
+    let needs_requests = || malformed("the body needs a 'requests' array of request objects.");
+    let batch: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            needs_requests()
+        } else {
+            malformed(format!("the body is not JSON ({e})."))
+        }
+    })?;
+    let requests: Vec<&RawValue> = batch
         .requests
         .and_then(|r| serde_json::from_str(r.get()).ok())
-        .ok_or_else(|| malformed("the body needs a 'requests' array of request objects."))?;
+        .ok_or_else(needs_requests)?;
+    let requests: Vec<RawRequest<'_>> = requests
+        .iter()
+        .enumerate()
+        .map(|(index, request)| {
+            serde_json::from_str(request.get()).map_err(|e| {
+                let detail = e.to_string();
+                // serde's own words, without its position in the item ("at line 1 column 9").
+                let detail = detail.split(" at line ").next().unwrap_or(&detail);
+                malformed(format!(
+                    "request {index} is not a request object ({detail})."
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
     if requests.is_empty() {
         return Err(malformed("'requests' is empty."));
     }
@@ -210,11 +230,13 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
                 "request '{id}' is a $batch: batches cannot be nested."
             )));
         }
-        let named = request
-            .depends_on
-            .as_ref()
-            .or(request.depends_on_sdk.as_ref());
-        let depends_on = dependencies(&id, named, &ids)?;
+        // Both spellings given: the request waits for every request either names.
+        let mut depends_on = dependencies(&id, request.depends_on.as_ref(), &ids)?;
+        for also in dependencies(&id, request.depends_on_sdk.as_ref(), &ids)? {
+            if !depends_on.contains(&also) {
+                depends_on.push(also);
+            }
+        }
         let headers = item_headers(request.headers.as_ref(), outer)
             .map_err(|e| malformed(format!("request '{id}': {e}")))?;
         let body = request
@@ -318,7 +340,16 @@ fn item_headers(given: Option<&Value>, outer: &HeaderMap) -> Result<HeaderMap, S
 /// emulator's own `/beta`. Anything else is the item's own 400.
 fn resolve(url: &str, base: &str) -> Result<(String, String), String> {
     let outside = || format!("The URL '{url}' is not under this emulator's /beta.");
-    let relative = if url.starts_with("http://") || url.starts_with("https://") {
+    let has_scheme = |scheme: &str| {
+        url.get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+    };
+    if url.contains('#') {
+        return Err(format!(
+            "The URL '{url}' has a fragment ('#'): a request URL cannot carry one."
+        ));
+    }
+    let relative = if has_scheme("http://") || has_scheme("https://") {
         let rest = url
             .get(..base.len())
             .filter(|head| head.eq_ignore_ascii_case(base))
@@ -337,7 +368,7 @@ fn resolve(url: &str, base: &str) -> Result<(String, String), String> {
     };
     let (path, query) = relative.split_once('?').unwrap_or((&relative, ""));
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    if decoded.split('/').any(|segment| segment == "..") || path.contains('#') {
+    if decoded.split('/').any(|segment| segment == "..") {
         return Err(outside());
     }
     Ok((format!("/beta{path}"), query.to_owned()))
@@ -621,7 +652,14 @@ mod tests {
             ok("http://127.0.0.1:8080/beta/identity/userFlows/B2C_1_a"),
             ("/beta/identity/userFlows/B2C_1_a".into(), String::new())
         );
+        // A scheme in any letter case, as URLs allow.
+        assert_eq!(
+            ok("HTTP://127.0.0.1:8080/BETA/identity/userFlows/$count"),
+            ("/beta/identity/userFlows/$count".into(), String::new())
+        );
         for bad in [
+            "/identity/userFlows/$count#frag",
+            "http://127.0.0.1:8080/beta/identity/userFlows/$count?a=1#x",
             "https://graph.microsoft.com/beta/identity/userFlows",
             "http://127.0.0.1:8080/_emulator/tenants",
             "http://127.0.0.1:8080/v1.0/identity/userFlows",
@@ -636,6 +674,8 @@ mod tests {
     fn the_batch_path_in_any_case_and_encoding() {
         assert!(is_batch_path("/beta/$batch"));
         assert!(is_batch_path("/BETA/%24batch/"));
+        assert!(is_batch_path("/beta/$Batch"));
+        assert!(is_batch_path("/beta/%24BATCH"));
         assert!(!is_batch_path("/beta/$batch/x"));
         assert!(!is_batch_path("/beta/identity/userFlows"));
     }

@@ -158,6 +158,33 @@ fn depends_on_waits_and_a_failed_dependency_is_424() {
 }
 
 #[test]
+fn both_spellings_of_depends_on_are_waited_for_and_the_path_matches_in_any_case() {
+    let app = spawn_app();
+    let mut both = json_item("d", "GET", "/identity/userFlows/$count", None);
+    both["dependsOn"] = json!(["c"]);
+    both["depends_on"] = json!(["a"]);
+    let body = json!({"requests": [
+        json_item("a", "GET", "/identity/userFlows/B2C_1_none", None),
+        json_item("c", "GET", "/identity/userFlows/$count", None),
+        both,
+    ]});
+    for path in ["/beta/$batch", "/beta/$BATCH", "/beta/%24Batch"] {
+        let r = app.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            Some(&body.to_string()),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(
+            statuses(&r),
+            [("a", 404), ("c", 200), ("d", 424)].map(|(i, s)| (i.to_owned(), s)),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn a_malformed_batch_is_one_400_and_nothing_in_it_runs() {
     let app = spawn_app();
     let create = json_item(
@@ -218,6 +245,13 @@ fn a_malformed_batch_is_one_400_and_nothing_in_it_runs() {
             json!({"requests": [create, {"id": "u", "method": "GET", "url": ["/x"]}]}).to_string(),
             "'url'",
         ),
+        ("[]".to_owned(), "'requests'"),
+        (
+            r#"{"requests":[{"id":"a","method":"GET","method":"DELETE","url":"/identity/userFlows"}]}"#
+                .to_owned(),
+            "request 0 is not a request object (duplicate field `method`)",
+        ),
+        (r#"{"requests":[7]}"#.to_owned(), "request 0 is not a request object"),
     ];
     for (body, needle) in cases {
         let r = app.request(
