@@ -48,22 +48,58 @@ pub fn base_url(req: &HttpRequest) -> String {
         }
         // In origin form: what `ConnectionInfo` would answer, without building it (it formats
         // the peer address too).
-        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if let Some(host) = host.filter(|h| is_authority(h)) {
             return [scheme, host].concat();
         }
-        // No host named at all (HTTP/1.0): the address the client reached.
+        // No host named (HTTP/1.0), or one no link could name (empty, or not a host and
+        // port): the address the client reached.
         if let Some(super::ListenerAddr(local)) = req.app_data::<super::ListenerAddr>() {
             return format!("{scheme}{local}");
         }
     }
     let info = req.connection_info();
-    let scheme =
-        if headers.contains_key(&X_FORWARDED_PROTO) || headers.contains_key(&header::FORWARDED) {
-            info.scheme()
-        } else {
-            scheme.trim_end_matches("://")
-        };
+    let forwarded = info.scheme();
+    // Only a scheme a link can use: a proxy's `javascript` is not one.
+    let scheme = if (headers.contains_key(&X_FORWARDED_PROTO)
+        || headers.contains_key(&header::FORWARDED))
+        && (forwarded.eq_ignore_ascii_case("http") || forwarded.eq_ignore_ascii_case("https"))
+    {
+        forwarded
+    } else {
+        scheme.trim_end_matches("://")
+    };
     format!("{scheme}://{}", info.host())
+}
+
+/// Whether `host` could be a `host[:port]` (what `Host` holds, RFC 9110 §7.2): not empty, and
+/// only the characters of a registered name, an IP literal and a port.
+fn is_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'['
+                        | b']'
+                )
+        })
 }
 
 /// `@odata.context`: the base the client used and a fixed path, written into the body without

@@ -323,4 +323,36 @@ fn links_name_the_absolute_forms_authority_or_the_listener_when_no_host_is_sent(
         answer.contains("\"@odata.context\":\"http://graph.example:81/beta/$metadata"),
         "{answer}"
     );
+    // A Host no link could name (empty, or not a host) is not copied into one.
+    for host in ["", "a\"b", "x/y"] {
+        let answer = raw_exchange(
+            &app,
+            format!(
+                "GET /beta/identity/userFlows HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer \
+                 {token}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert!(
+            answer.contains(&format!(
+                "\"@odata.context\":\"http://{address}/beta/$metadata"
+            )),
+            "{host}: {answer}"
+        );
+    }
+    // Nor a forwarded scheme other than http and https.
+    let r = app.request(
+        "GET",
+        "/beta/identity/userFlows",
+        &[("X-Forwarded-Proto", "javascript")],
+        None,
+    );
+    assert!(
+        r.json()["@odata.context"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://"),
+        "{}",
+        r.body
+    );
 }
