@@ -212,7 +212,6 @@ fn open_existing(dir: &Path) -> anyhow::Result<SledEventLog> {
     Ok(SledEventLog::open(dir, false)?)
 }
 
-/// Every tenant, sorted.
 /// A `--tenant` as the log files it: a GUID lower-cased, any other id as given (one that is
 /// no tenant id is then simply unknown).
 #[expect(
@@ -223,6 +222,7 @@ fn tenant_arg(raw: &str) -> Result<String, std::convert::Infallible> {
     Ok(TenantId::parse(raw).map_or_else(|| raw.to_owned(), |t| t.as_str().to_owned()))
 }
 
+/// Every tenant, sorted.
 fn sorted_tenants(log: &dyn EventLog) -> Result<Vec<String>, StoreError> {
     let mut tenants = log.tenants()?;
     tenants.sort();

@@ -179,24 +179,11 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
             malformed(format!("the body is not JSON ({e})."))
         }
     })?;
-    let requests: Vec<&RawValue> = batch
-        .requests
-        .and_then(|r| serde_json::from_str(r.get()).ok())
-        .ok_or_else(needs_requests)?;
-    let requests: Vec<RawRequest<'_>> = requests
-        .iter()
-        .enumerate()
-        .map(|(index, request)| {
-            serde_json::from_str(request.get()).map_err(|e| {
-                let detail = e.to_string();
-                // serde's own words, without its position in the item ("at line 1 column 9").
-                let detail = detail.split(" at line ").next().unwrap_or(&detail);
-                malformed(format!(
-                    "request {index} is not a request object ({detail})."
-                ))
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let requests = batch.requests.ok_or_else(needs_requests)?;
+    let requests: Vec<RawRequest<'_>> = match serde_json::from_str(requests.get()) {
+        Ok(requests) => requests,
+        Err(_) => return Err(first_bad_request(requests).unwrap_or_else(needs_requests)),
+    };
     if requests.is_empty() {
         return Err(malformed("'requests' is empty."));
     }
@@ -259,6 +246,21 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
         )));
     }
     Ok(items)
+}
+
+/// Why a `requests` value that is not an array of request objects is refused: the first item
+/// that is not one, with serde's words (without their position in the item); `None` when it is
+/// not an array at all.
+fn first_bad_request(requests: &RawValue) -> Option<ApiError> {
+    let items: Vec<&RawValue> = serde_json::from_str(requests.get()).ok()?;
+    items.iter().enumerate().find_map(|(index, item)| {
+        let error = serde_json::from_str::<RawRequest<'_>>(item.get()).err()?;
+        let detail = error.to_string();
+        let detail = detail.split(" at line ").next().unwrap_or(&detail);
+        Some(malformed(format!(
+            "request {index} is not a request object ({detail})."
+        )))
+    })
 }
 
 /// A JSON string's text (borrowed unless it holds escapes); `None` for any other value.
