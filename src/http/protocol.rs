@@ -226,8 +226,11 @@ impl<S: AsyncWrite + Socket + Unpin> AsyncWrite for ProtocolErrors<S> {
             return Poll::Ready(Err(severed));
         }
         ready!(this.drain(cx))?;
-        if !buf.is_empty() {
+        // An answer going out ends the request it answers (a `100 Continue` does not: its
+        // request's body comes next).
+        if !buf.is_empty() && !buf.starts_with(b"HTTP/1.1 100 ") {
             this.between = true;
+            this.head_deadline = None;
         }
         if let Some(rewritten) = rewrite(buf, this.peer) {
             this.pending = rewritten;
