@@ -56,7 +56,8 @@ pub struct AppState {
     pub journal: crate::journal::Journal,
 }
 
-/// How long a client may take to send a request's head (then 408), and an idle keep-alive
+/// How long a client may take to send a request's head (then 408; a later request's head is
+/// timed by [`protocol::ProtocolErrors`]), and an idle keep-alive
 /// connection stays open: actix-web's defaults.
 const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -40,10 +40,6 @@ const CANNED_TAIL: &[u8] = b"\r\ncontent-length: 0\r\n";
 /// The header line that follows a canned head on a connection's first request.
 const CLOSE_LINE: &[u8] = b"connection: close\r\n";
 
-/// How long a later request's head may take to arrive once its first bytes did (actix times out
-/// only a connection's first head).
-const HEAD_TIMEOUT: std::time::Duration = super::HEAD_TIMEOUT;
-
 /// A connection's stream, rewriting the dispatcher's empty error answers on their way out.
 pub(crate) struct ProtocolErrors<S> {
     inner: S,
@@ -191,7 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ProtocolErrors<S> {
             self.connection.client_gone();
         } else if self.between && buf.filled().len() > before {
             self.between = false;
-            let mut deadline = Box::pin(actix_web::rt::time::sleep(HEAD_TIMEOUT));
+            let mut deadline = Box::pin(actix_web::rt::time::sleep(super::HEAD_TIMEOUT));
             // Polled once, so that its expiry wakes this connection.
             let _ = deadline.as_mut().poll(cx);
             self.head_deadline = Some(deadline);
