@@ -109,7 +109,12 @@ end
 
 function response(status, headers, body)
   if batch then
-    local _, created = body:gsub('"status":201', "")
+    local created, at = 0, 1
+    while true do
+      at = body:find('"status":201', at, true)
+      if not at then break end
+      created, at = created + 1, at + 12
+    end
     if status == 200 and created == batch then status = 201 end
   end
   if status ~= 201 then
