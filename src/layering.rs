@@ -16,7 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("telemetry", &[]),
     ("tenant", &["domain", "store", "codec"]),
     ("identity", &[]),
-    ("chaos", &[]),
+    ("chaos", &["tenant"]),
     ("journal", &["chaos"]),
     (
         "http",

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::tenant::TenantId;
+
 /// What a request does, as rules name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -231,6 +233,17 @@ impl RuleSet {
             if !ids.insert(id) {
                 return Err(bad(id, "the id appears more than once."));
             }
+            if rule
+                .matches
+                .tenant
+                .as_deref()
+                .is_some_and(|t| TenantId::parse(t).is_none())
+            {
+                return Err(bad(
+                    id,
+                    "match.tenant must be a tenant id: 1 to 128 of A-Z a-z 0-9 . _ -.",
+                ));
+            }
             if !(0.0..=1.0).contains(&rule.probability) {
                 return Err(bad(id, "probability must be between 0 and 1."));
             }
@@ -280,21 +293,6 @@ impl RuleSet {
     }
 }
 
-/// Whether two ids are one: GUIDs compare ignoring case, anything else exactly.
-fn same_id(a: &str, b: &str) -> bool {
-    let guid = |s: &str| {
-        s.len() == 36
-            && s.bytes().enumerate().all(|(i, c)| {
-                if [8, 13, 18, 23].contains(&i) {
-                    c == b'-'
-                } else {
-                    c.is_ascii_hexdigit()
-                }
-            })
-    };
-    a == b || (guid(a) && a.eq_ignore_ascii_case(b))
-}
-
 /// The stream of rule `id` under `seed`.
 fn stream_seed(seed: u64, id: &str) -> u64 {
     let digest = Sha256::new()
@@ -325,10 +323,9 @@ impl Faults {
             .map(|mut spec| {
                 spec.fired = None;
                 spec.matched = None;
-                if let Some(tenant) = &mut spec.matches.tenant {
-                    if same_id(&tenant.to_ascii_lowercase(), tenant) {
-                        *tenant = tenant.to_ascii_lowercase();
-                    }
+                // Checked by `RuleSet::check`; a GUID is lower-cased, as a token's `tid` is.
+                if let Some(tenant) = spec.matches.tenant.as_deref().and_then(TenantId::parse) {
+                    spec.matches.tenant = Some(tenant.as_str().to_owned());
                 }
                 Active {
                     id: Arc::from(spec.id.as_str()),
@@ -396,9 +393,7 @@ impl Faults {
                 Some(named) => operation == Some(named),
             };
             let fits = |wanted: &Option<String>, given: Option<&str>| {
-                wanted
-                    .as_deref()
-                    .is_none_or(|w| given.is_some_and(|g| same_id(w, g)))
+                wanted.as_deref().is_none_or(|w| given == Some(w))
             };
             operation_fits && fits(&m.tenant, tenant) && fits(&m.app, app)
         })?;
@@ -571,6 +566,8 @@ mod tests {
             r#"{"rules":[{"id":"a","effect":{"transport":"reset","status":503}}]}"#,
             r#"{"rules":[{"id":"a","match":{"operation":"create"},"effect":{"latencyMs":5,"afterCommit":true}}]}"#,
             r#"{"rules":[{"id":"a","effect":{"status":503},"colour":"red"}]}"#,
+            r#"{"rules":[{"id":"a","match":{"tenant":"not a tenant"},"effect":{"status":503}}]}"#,
+            r#"{"rules":[{"id":"a","match":{"tenant":""},"effect":{"status":503}}]}"#,
             r#"{"seed":-3}"#,
             "[]",
         ] {
@@ -578,6 +575,7 @@ mod tests {
         }
         for good in [
             r#"{"rules":[{"id":"a","effect":{"transport":"hang"}}]}"#,
+            r#"{"rules":[{"id":"a","match":{"tenant":"contoso.onmicrosoft.com"},"effect":{"status":503}}]}"#,
             r#"{"rules":[{"id":"a","match":{"operation":"delete"},"effect":{"transport":"reset","afterCommit":true}}]}"#,
         ] {
             assert!(RuleSet::parse(good.as_bytes()).is_ok(), "{good}");
