@@ -394,13 +394,36 @@ impl TenantRegistry {
             let _ = handle.addr.send(Stop).await;
         }
         let existed = previous.is_some() || self.log.has_tenant(tenant.as_str())?;
-        let removed = self.log.remove_tenant(tenant.as_str());
+        let removed = match self.log.remove_tenant(tenant.as_str()) {
+            Ok(()) => self.durable().await,
+            Err(e) => Err(e.into()),
+        };
         if let Ok(mut tenants) = self.tenants.write() {
             tenants.remove(tenant);
         }
         removed?;
         tracing::info!(%tenant, "tenant reset");
         Ok(existed)
+    }
+
+    /// Waits until everything written so far is as durable as the log's mode makes an
+    /// acknowledged write: in the default mode, the next group commit's flush.
+    async fn durable(&self) -> Result<(), TenantError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.log.when_durable(
+            0,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        );
+        match receiver.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(TenantError::CannotWrite(format!(
+                "The reset could not be made durable (a flush failed: {reason}); retry once the \
+                 disk is fixed."
+            ))),
+            Err(_) => Err(TenantError::ShuttingDown),
+        }
     }
 
     /// Stops every actor: joins the registry's own arbiter threads, and waits for the actors

@@ -193,3 +193,35 @@ fn sigint_is_as_graceful_as_sigterm() {
         missing.len()
     );
 }
+
+#[test]
+fn an_acknowledged_tenant_reset_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = token_for(TENANT);
+    let agent = ureq::agent();
+    let (mut child, base) = start_binary(&data, &[]);
+    for id in ["a", "b", "c"] {
+        assert_eq!(post(&agent, &base, &token, id), Ok(201));
+    }
+    let reset = agent
+        .delete(&format!("{base}/_emulator/tenants/{TENANT}"))
+        .call()
+        .unwrap();
+    assert_eq!(reset.status(), 204);
+    // Killed at once: nothing written after the reset could have flushed it.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, base) = start_binary(&data, &[]);
+    let count = agent
+        .get(&format!("{base}/beta/identity/userFlows/$count"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(count, "0", "the flows of a reset tenant came back");
+}
