@@ -85,8 +85,9 @@ fn run(db: &sled::Db, receiver: &mpsc::Receiver<Waiter>, counters: &Counters) {
         let mut waiters = vec![first];
         waiters.extend(receiver.try_iter());
         let result = db.flush().map(|_| ()).map_err(|e| {
-            tracing::error!(error = %e, "flush failed");
-            e.to_string()
+            let reason = super::describe(&e);
+            tracing::error!(error = %reason, "flush failed");
+            reason
         });
         counters.flushes.fetch_add(1, Ordering::Relaxed);
         counters.events.fetch_add(

@@ -27,8 +27,10 @@ pub type DurableCallback = Box<dyn FnOnce(Result<(), String>) + Send>;
 pub enum StoreError {
     #[error("the data directory {} is locked by another process (is a server running on it?)", .path.display())]
     Locked { path: PathBuf },
-    #[error("storage engine error: {0}")]
-    Engine(#[from] sled::Error),
+    #[error("storage engine error: {}", describe(.0))]
+    Engine(sled::Error),
+    #[error("the data directory {} cannot be opened: {}", .path.display(), describe(.error))]
+    Open { path: PathBuf, error: sled::Error },
     #[error("tenant {tenant}: append expected seq {expected}, got {got}")]
     OutOfOrder {
         tenant: String,
@@ -52,6 +54,38 @@ pub enum StoreError {
     StorageFull { free: u64, reserve: u64 },
     #[error("a lock guarding the in-memory log was poisoned")]
     Poisoned,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        Self::Engine(error)
+    }
+}
+
+/// A sled error in plain words. sled keeps a failed write's I/O error as its `Debug` text
+/// (`Os { code: 28, kind: StorageFull, .. }`); that is read back into the system's own words
+/// (`No space left on device (os error 28)`).
+pub(crate) fn describe(error: &sled::Error) -> String {
+    match error {
+        sled::Error::Io(io) => {
+            let text = io.to_string();
+            let code = text
+                .strip_prefix("Os { code: ")
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|code| code.parse::<i32>().ok());
+            code.map_or(text, |code| {
+                std::io::Error::from_raw_os_error(code).to_string()
+            })
+        }
+        sled::Error::Corruption { at, .. } => match at {
+            Some(at) => format!(
+                "the data is damaged (corrupted data at byte {} of its log)",
+                at.lid()
+            ),
+            None => "the data is damaged (corrupted data)".to_owned(),
+        },
+        other => other.to_string(),
+    }
 }
 
 /// How a log makes an appended event durable.
@@ -117,4 +151,28 @@ pub trait EventStream: Send + Sync {
     /// Visits records in reverse key order from `through` (inclusive) down, until `visit`
     /// returns `false`.
     fn scan_back(&self, through: u64, visit: &mut Visit<'_>) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_io_error_reads_in_the_systems_words() {
+        let kept = std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "Os { code: 28, kind: StorageFull, message: \"No space left on device\" }",
+        );
+        assert_eq!(
+            describe(&sled::Error::Io(kept)),
+            std::io::Error::from_raw_os_error(28).to_string()
+        );
+        let plain = std::io::Error::other("disk on fire");
+        assert_eq!(describe(&sled::Error::Io(plain)), "disk on fire");
+        let error = StoreError::from(sled::Error::Unsupported("x".to_owned()));
+        assert!(
+            std::error::Error::source(&error).is_none(),
+            "not repeated as a cause"
+        );
+    }
 }

@@ -195,7 +195,10 @@ fn locked_or(error: sled::Error, dir: &Path) -> StoreError {
                 path: PathBuf::from(dir),
             }
         }
-        _ => StoreError::Engine(error),
+        _ => StoreError::Open {
+            path: PathBuf::from(dir),
+            error,
+        },
     }
 }
 
