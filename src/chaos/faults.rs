@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::tenant::TenantId;
+use crate::tenant::{is_guid, TenantId};
 
 /// What a request does, as rules name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -392,8 +392,11 @@ impl Faults {
                 None => !matches!(operation, Some(Operation::Batch | Operation::Token)),
                 Some(named) => operation == Some(named),
             };
+            // Tenants are both in `TenantId` form; an app id that is a GUID matches in any case.
             let fits = |wanted: &Option<String>, given: Option<&str>| {
-                wanted.as_deref().is_none_or(|w| given == Some(w))
+                wanted.as_deref().is_none_or(|w| {
+                    given.is_some_and(|g| g == w || (is_guid(w) && w.eq_ignore_ascii_case(g)))
+                })
             };
             operation_fits && fits(&m.tenant, tenant) && fits(&m.app, app)
         })?;
@@ -523,6 +526,16 @@ mod tests {
         assert!(faults
             .decide(Some(Operation::Get), Some(guid), None)
             .is_none());
+        let by_app = Faults::new(set(
+            r#"{"rules":[{"id":"a","match":{"app":"BBBBBBBB-0000-0000-0000-000000000002"},"effect":{"status":503}}]}"#,
+        ));
+        assert!(by_app
+            .decide(
+                Some(Operation::Get),
+                Some("t"),
+                Some("bbbbbbbb-0000-0000-0000-000000000002")
+            )
+            .is_some());
         assert_eq!(
             faults
                 .decide(Some(Operation::Batch), None, None)

@@ -62,7 +62,8 @@ impl TenantId {
 }
 
 /// Whether `raw` is a GUID in its 8-4-4-4-12 hex form.
-fn is_guid(raw: &str) -> bool {
+#[must_use]
+pub fn is_guid(raw: &str) -> bool {
     raw.len() == 36
         && raw.bytes().enumerate().all(|(i, b)| match i {
             8 | 13 | 18 | 23 => b == b'-',
