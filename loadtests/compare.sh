@@ -232,7 +232,7 @@ echo "## userflows-emulator create throughput vs no-op ceiling"
 echo
 echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')"
 echo "- nproc: $(nproc)"
-echo "- CPU: $(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n1)"
+echo "- CPU: $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
 [[ -z "$BASELINE" ]] || echo "- baseline: $BASELINE"
 echo "- command: \`DURATION=${DURATION} WARMUP=${WARMUP} ROUNDS=${ROUNDS} CONNECTIONS=${CONNECTIONS} THREADS=${THREADS} bash loadtests/compare.sh\`"
