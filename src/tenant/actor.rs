@@ -344,7 +344,10 @@ impl TenantActor {
                 tracing::error!(tenant = %self.tenant, up_to, error = %e, "append failed");
                 self.batch = RecordBatch::starting_at(self.stream.last_seq() + 1);
                 // Events were decided against the ones lost: stop serving this state.
-                self.fail(format!("an append failed: {e}"));
+                self.fail(format!(
+                    "an append failed ({e}): another process may be writing to the data \
+                     directory; stop it, then restart the emulator, which re-reads the log"
+                ));
                 return None;
             }
             Err(e) => {

@@ -196,7 +196,7 @@ pub enum TenantError {
     Domain(#[from] DomainError),
     #[error("tenant {tenant} has too many requests waiting; retry shortly")]
     Busy { tenant: TenantId },
-    #[error("tenant {tenant} is unavailable: its event log could not be recovered ({reason})")]
+    #[error("tenant {tenant} is unavailable: {reason}")]
     Unavailable { tenant: TenantId, reason: String },
     #[error("the emulator is shutting down")]
     ShuttingDown,

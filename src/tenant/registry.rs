@@ -257,7 +257,11 @@ impl TenantRegistry {
     }
 
     /// Every tenant with a log or an actor, sorted: its handle, or where it stood when parked.
+    /// `Recovering` until recovery is done: the map is not whole before.
     pub fn overview(&self) -> Result<Vec<(TenantId, TenantView)>, TenantError> {
+        if !self.is_ready() {
+            return Err(TenantError::Recovering);
+        }
         let tenants = self.tenants.read().map_err(|_| poisoned())?;
         let mut views: Vec<(TenantId, TenantView)> = tenants
             .iter()

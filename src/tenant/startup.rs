@@ -169,7 +169,7 @@ pub(super) fn recover_stream(
         ),
         Ok(r) => {
             let reason = format!(
-                "tenant {name}: replay stopped at seq {} of {}",
+                "its event log could not be recovered (replay stopped at seq {} of {})",
                 r.recovered.last_seq,
                 stream.last_seq()
             );
@@ -178,7 +178,8 @@ pub(super) fn recover_stream(
         }
         Err(e) => {
             tracing::error!(tenant = %name, error = %e, "tenant log cannot be recovered; it will answer 503");
-            (Health::Broken(e.to_string()), 0, false)
+            let reason = format!("its event log could not be recovered ({e})");
+            (Health::Broken(reason), 0, false)
         }
     }
 }
