@@ -11,7 +11,8 @@
 #      EMULATOR_HTTPS_URL  https://127.0.0.1:PORT        (also the token authority)
 #      EMULATOR_CA         the CA to trust; SSL_CERT_FILE, REQUESTS_CA_BUNDLE and
 #                          NODE_EXTRA_CA_CERTS point at it too
-#      EMULATOR_TENANT     a tenant of this run's own; EMULATOR_TOKEN a token for it
+#      EMULATOR_TENANT     a tenant of this run's own; EMULATOR_TOKEN a token for it, signed
+#                          with the emulator's own key (good in every --auth mode)
 # 4. keeps the request journal (NDJSON) and the tenant's retry summary as artifacts;
 # 5. runs a bounded goose load test (unless LOADTEST_ARGS is empty) and keeps its HTML report
 #    and its console output;
@@ -34,6 +35,18 @@ loadtest=${LOADTEST_BIN:-$(dirname "$emulator")/loadtest}
 artifacts=${ARTIFACTS:-emulator-artifacts}
 loadtest_args=${LOADTEST_ARGS---scenarios mixed -u 8 -r 8 -t 10s}
 tenant=${EMULATOR_TENANT:-ci-$(date +%s)-$$}
+
+# Before anything starts: a binary that is missing fails here, with its name, not later in a log.
+need() {
+  if [[ ! -x "$1" ]]; then
+    echo "with-emulator: $1 is not an executable file; build it first ($2), or set $3" >&2
+    exit 2
+  fi
+}
+need "$emulator" "cargo build --release" EMULATOR_BIN
+if [[ -n "$loadtest_args" ]]; then
+  need "$loadtest" "cargo build --release -p userflows-loadtests" "LOADTEST_BIN (or LOADTEST_ARGS= to skip the load test)"
+fi
 
 mkdir -p "$artifacts"
 artifacts=$(cd "$artifacts" && pwd)
@@ -83,7 +96,8 @@ export EMULATOR_TENANT="$tenant"
 
 "$emulator" wait --url "$EMULATOR_URL" --timeout 30s
 "$emulator" wait --url "$EMULATOR_HTTPS_URL" --ca "$EMULATOR_CA" --timeout 30s
-EMULATOR_TOKEN=$("$emulator" token --tenant "$tenant")
+# Signed with the key this emulator verifies, so it is also good under --auth strict.
+EMULATOR_TOKEN=$("$emulator" token --tenant "$tenant" --data-dir "$data")
 export EMULATOR_TOKEN
 echo "with-emulator: serving $EMULATOR_URL and $EMULATOR_HTTPS_URL (pid $emulator_pid), tenant $tenant"
 
