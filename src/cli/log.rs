@@ -601,48 +601,63 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
         ),
         None => Box::new(io::stdout().lock()),
     });
+    let target = partial
+        .as_ref()
+        .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
     let bar = progress(streams.iter().map(|(_, s)| s.last_seq()).sum(), "exporting");
     let mut exported = 0_u64;
-    for (tenant, stream) in &streams {
-        let mut failure: Option<anyhow::Error> = None;
-        // From 0: every record stored, even one a replay would refuse.
-        stream.scan(0, &mut |seq, bytes| {
-            let json = match to_json(tenant, bytes) {
-                Ok(json) => json,
-                Err(e) => {
-                    failure = Some(anyhow::anyhow!(
+    let mut write_all = || -> anyhow::Result<()> {
+        for (tenant, stream) in &streams {
+            let mut failure: Option<anyhow::Error> = None;
+            // From 0: every record stored, even one a replay would refuse.
+            stream.scan(0, &mut |seq, bytes| {
+                let json = match to_json(tenant, bytes) {
+                    Ok(json) => json,
+                    Err(e) => {
+                        failure = Some(anyhow::anyhow!(
                         "tenant {tenant}: the record at seq {seq} cannot be read: {e} (the log \
                          is damaged; see `log verify`)"
                     ));
-                    return Ok(false);
-                }
-            };
-            if json.contains(&b'\n') {
-                failure = Some(anyhow::anyhow!(
+                        return Ok(false);
+                    }
+                };
+                if json.contains(&b'\n') {
+                    failure = Some(anyhow::anyhow!(
                     "tenant {tenant}: the record at seq {seq} holds a line break, so it cannot be \
                      one NDJSON line (the log is damaged; see `log verify`)"
                 ));
-                return Ok(false);
-            }
-            match out.write_all(&json).and_then(|()| out.write_all(b"\n")) {
-                Ok(()) => {
-                    exported += 1;
-                    bar.inc(1);
-                    Ok(true)
+                    return Ok(false);
                 }
-                Err(e) => {
-                    failure = Some(e.into());
-                    Ok(false)
+                match out.write_all(&json).and_then(|()| out.write_all(b"\n")) {
+                    Ok(()) => {
+                        exported += 1;
+                        bar.inc(1);
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        failure =
+                            Some(anyhow::Error::new(e).context(format!("cannot write {target}")));
+                        Ok(false)
+                    }
                 }
+            })?;
+            if let Some(e) = failure {
+                return Err(e);
             }
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
         }
-    }
-    out.flush()?;
+        out.flush()
+            .with_context(|| format!("cannot write {target}"))
+    };
+    let written = write_all();
     drop(out);
     bar.finish_and_clear();
+    if let Err(e) = written {
+        // A half-written export is no export: nothing is left behind but the reason.
+        if let Some(partial) = &partial {
+            let _ = fs::remove_file(partial);
+        }
+        return Err(e);
+    }
     if let (Some(partial), Some(output)) = (&partial, &args.output) {
         fs::rename(partial, output).with_context(|| {
             format!(
@@ -676,6 +691,8 @@ type Plan<'a> = BTreeMap<String, Vec<Cow<'a, [u8]>>>;
 /// Checks every line of an NDJSON export; the plan, or every problem found (a tenant's
 /// later lines are not checked after its first fault).
 fn plan_import(text: &[u8]) -> Result<Plan<'_>, Vec<String>> {
+    // A byte-order mark, as some Windows tools write, is no part of the first line.
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let mut plan: Plan<'_> = BTreeMap::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
     let mut problems = Vec::new();
@@ -839,6 +856,19 @@ mod tests {
         let plan = plan_import(text.as_bytes()).unwrap();
         assert_eq!(plan["a"].len(), 2);
         assert_eq!(plan["b"].len(), 1);
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_skipped() {
+        let text = format!("\u{feff}{}\r\n{}\r\n", line("a", 1), line("a", 2));
+        assert_eq!(plan_import(text.as_bytes()).unwrap()["a"].len(), 2);
+        // Anywhere else it is a byte of a line, which is then no JSON.
+        let text = format!("{}\n\u{feff}{}\n", line("a", 1), line("a", 2));
+        let problems = plan_import(text.as_bytes()).unwrap_err();
+        assert!(
+            problems[0].starts_with("line 2 cannot be decoded"),
+            "{problems:?}"
+        );
     }
 
     #[test]

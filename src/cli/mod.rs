@@ -322,24 +322,22 @@ fn token(args: &TokenArgs) -> anyhow::Result<()> {
         claims.nbf = claims.iat;
         claims.exp = Some(now.saturating_sub(3600));
     }
-    let key_file = args.signing_key.clone().or_else(|| {
-        args.data_dir
-            .as_ref()
-            .map(|d| d.join("tls").join("signing-key.pem"))
-    });
-    let token = match (&args.secret, key_file) {
-        (Some(secret), _) => sign_hs256(secret.as_bytes(), &claims)?,
-        (None, Some(path)) => {
-            let key = SigningKey::load(&path).with_context(|| {
-                format!(
+    let token = match (&args.secret, &args.signing_key, &args.data_dir) {
+        (Some(secret), _, _) => sign_hs256(secret.as_bytes(), &claims)?,
+        // The error names the file and why it cannot be used.
+        (None, Some(path), _) => SigningKey::load(path)?.sign(&claims)?,
+        (None, None, Some(dir)) => {
+            let path = dir.join("tls").join("signing-key.pem");
+            if !path.exists() {
+                anyhow::bail!(
                     "no signing key at {}: the emulator makes it at its first start on that \
                      data directory",
                     path.display()
-                )
-            })?;
-            key.sign(&claims)?
+                );
+            }
+            SigningKey::load(&path)?.sign(&claims)?
         }
-        (None, None) => mint(&claims)?,
+        (None, None, None) => mint(&claims)?,
     };
     println!("{token}");
     Ok(())
@@ -416,6 +414,15 @@ fn wait(args: &WaitArgs) -> anyhow::Result<()> {
                 let body = answer.into_string().unwrap_or_default();
                 format!("it answered {status} {}", body.trim())
             }
+            // No wait makes a URL well-formed: say so at once.
+            Err(ureq::Error::Transport(e))
+                if matches!(
+                    e.kind(),
+                    ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme
+                ) =>
+            {
+                anyhow::bail!("--url {}: {e}", args.url);
+            }
             Err(e) => e.to_string(),
         };
         if std::time::Instant::now() >= deadline {
@@ -436,6 +443,12 @@ fn client_tls(ca: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
         .with_context(|| format!("cannot read --ca {}", ca.display()))?
     {
         roots.add(cert.with_context(|| format!("--ca {}", ca.display()))?)?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!(
+            "--ca {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ca.display()
+        );
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)

@@ -115,12 +115,12 @@ impl SledEventLog {
         })
     }
 
-    /// Whether `dir` already holds a sled database (sled writes its `conf` file when it creates
-    /// one). Read-only tools check this so that a mistyped path is an error rather than a new,
-    /// empty database.
+    /// Whether `dir` already holds a sled database (sled writes its `conf` and `db` files when
+    /// it creates one). Read-only tools check this so that a mistyped path, or what is left of
+    /// a directory whose `db` is gone, is an error rather than a new, empty database.
     #[must_use]
     pub fn exists_in(dir: &Path) -> bool {
-        dir.join("conf").is_file()
+        dir.join("conf").is_file() && dir.join("db").is_file()
     }
 }
 

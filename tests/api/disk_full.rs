@@ -262,3 +262,37 @@ fn without_a_reserve_a_full_disk_refuses_writes_until_restart_and_loses_nothing_
     assert_eq!(post(&agent, &base, &token, "after-restart"), Ok(201));
     stop(child);
 }
+
+#[test]
+fn an_export_to_a_full_disk_fails_naming_the_file_and_leaves_no_part_of_it() {
+    let Some(disk) = Tmpfs::mount(1) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_userflows-emulator");
+    let imported = Command::new(bin)
+        .args(["log", "import", "--data-dir"])
+        .arg(data.path())
+        .arg(crate::log_cli::fixture("v1-two-tenants.ndjson"))
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    disk.fill_leaving(0);
+    let output = disk.path().join("all.ndjson");
+    let exported = Command::new(bin)
+        .args(["log", "export", "--data-dir"])
+        .arg(data.path())
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(exported.status.code(), Some(1), "{exported:?}");
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    let partial = disk.path().join("all.ndjson.partial");
+    assert!(
+        stderr.contains(&format!("cannot write {}", partial.display()))
+            && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert!(!output.exists() && !partial.exists(), "{stderr}");
+}

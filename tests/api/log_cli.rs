@@ -20,7 +20,7 @@ const V1_OTHER: &str = "contoso.onmicrosoft.com";
 const HEALTHY: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 const BROKEN: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 
-fn fixture(name: &str) -> PathBuf {
+pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
@@ -628,6 +628,39 @@ fn a_running_servers_directory_is_locked_and_a_missing_one_is_not_created() {
     log(&["tenants", "--data-dir", text(tmp.path())])
         .failed()
         .stderr_names(&["holds no event log"]);
+    // What is left of a data directory whose `db` file is gone: refused, and left as it was.
+    std::fs::create_dir(tmp.path().join("blobs")).unwrap();
+    std::fs::write(tmp.path().join("conf"), b"segment_size: 524288\n").unwrap();
+    for command in ["tenants", "verify"] {
+        log(&[command, "--data-dir", text(tmp.path())])
+            .failed()
+            .stderr_names(&["holds no event log"]);
+    }
+    assert!(!tmp.path().join("db").exists(), "no new log was made");
+    assert_eq!(
+        std::fs::read(tmp.path().join("conf")).unwrap(),
+        b"segment_size: 524288\n"
+    );
+}
+
+#[test]
+fn a_failed_command_prints_one_line_without_a_backtrace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let output = Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
+        .args(["log", "tenants", "--data-dir", text(&missing)])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        format!(
+            "Error: the data directory {} does not exist\n",
+            missing.display()
+        )
+    );
 }
 
 /// Copies a frozen data directory into a temp dir (a server or tool changes what it opens).
