@@ -55,6 +55,7 @@ impl Application {
     /// Opens storage, binds, starts serving and starts recovery. Must run inside an actix
     /// `System`.
     pub fn build(settings: &Settings) -> Result<Self, StartError> {
+        let apps = Apps::new(settings.apps.clone())?;
         let log: Arc<dyn EventLog> = match &settings.storage {
             Storage::Disk { dir, durability } => Arc::new(SledEventLog::open_reserving(
                 dir,
@@ -103,10 +104,7 @@ impl Application {
         let state = AppState {
             registry: Arc::clone(&registry),
             auth,
-            identity: Provider {
-                key,
-                apps: Apps::new(settings.apps.clone()),
-            },
+            identity: Provider { key, apps },
             max_body_bytes: settings.max_body_bytes,
             body_timeout: settings.body_timeout,
             metrics: crate::metrics::Metrics::default(),

@@ -125,6 +125,9 @@ pub enum Transport {
     Hang,
 }
 
+/// The longest latency a rule may add, as `retryAfter` is at most an hour.
+const MAX_LATENCY_MS: u64 = 3_600_000;
+
 /// A fixed latency or a uniform range, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -270,10 +273,22 @@ impl RuleSet {
             if effect.retry_after.is_some_and(|s| !(1..=3600).contains(&s)) {
                 return Err(bad(id, "retryAfter must be whole seconds from 1 to 3600."));
             }
-            if let Some(Latency::Range([min, max])) = effect.latency_ms {
-                if min > max {
-                    return Err(bad(id, "latencyMs range is reversed."));
+            let longest = match effect.latency_ms {
+                Some(Latency::Fixed(ms)) => ms,
+                Some(Latency::Range([min, max])) => {
+                    if min > max {
+                        return Err(bad(id, "latencyMs range is reversed."));
+                    }
+                    max
                 }
+                None => 0,
+            };
+            if longest > MAX_LATENCY_MS {
+                return Err(bad(
+                    id,
+                    "latencyMs must be at most 3600000 (an hour; a transport hang holds a \
+                     request for good).",
+                ));
             }
             if effect.after_commit
                 && (effect.latency_ms.is_some()
@@ -572,6 +587,8 @@ mod tests {
             r#"{"rules":[{"id":"a","effect":{"status":503,"retryAfter":0}}]}"#,
             r#"{"rules":[{"id":"a","effect":{"latencyMs":[9,1]}}]}"#,
             r#"{"rules":[{"id":"a","effect":{"latencyMs":-1}}]}"#,
+            r#"{"rules":[{"id":"a","effect":{"latencyMs":3600001}}]}"#,
+            r#"{"rules":[{"id":"a","effect":{"latencyMs":[0,18446744073709551615]}}]}"#,
             r#"{"rules":[{"id":"a","effect":{"status":503,"afterCommit":true}}]}"#,
             r#"{"rules":[{"id":"a","match":{"operation":"list"},"effect":{"status":503,"afterCommit":true}}]}"#,
             r#"{"rules":[{"id":"a","effect":{}}]}"#,
@@ -588,6 +605,7 @@ mod tests {
         }
         for good in [
             r#"{"rules":[{"id":"a","effect":{"transport":"hang"}}]}"#,
+            r#"{"rules":[{"id":"a","effect":{"latencyMs":[0,3600000]}}]}"#,
             r#"{"rules":[{"id":"a","match":{"tenant":"contoso.onmicrosoft.com"},"effect":{"status":503}}]}"#,
             r#"{"rules":[{"id":"a","match":{"operation":"delete"},"effect":{"transport":"reset","afterCommit":true}}]}"#,
         ] {

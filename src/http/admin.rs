@@ -11,14 +11,14 @@ use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::handlers::read_body;
 use super::{ApiError, AppState, RequestContext};
 use crate::chaos::{Limits, Operation, RuleSet};
 use crate::journal::Filter;
 use crate::metrics::render_value;
-use crate::tenant::{Read, ReadOutcome, TenantId, TenantView};
+use crate::tenant::{Read, ReadOutcome, TenantError, TenantId, TenantView};
 
 /// The header carrying `--admin-key`.
 pub const ADMIN_KEY_HEADER: &str = "X-Emulator-Admin-Key";
@@ -151,10 +151,8 @@ async fn ready(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                 "recoveryMs": summary.elapsed.as_millis() as u64,
             }))
         }
-        _ => ApiError::Unavailable(
-            "The emulator is still recovering tenants from the event log.".to_owned(),
-        )
-        .respond(&RequestContext::of(&req)),
+        // The words every tenant route answers with meanwhile.
+        _ => ApiError::from(TenantError::Recovering).respond(&RequestContext::of(&req)),
     }
 }
 
@@ -312,10 +310,40 @@ async fn tenants(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     respond(&req, result)
 }
 
-#[derive(Deserialize)]
-struct EventsQuery {
-    from: Option<u64>,
-    limit: Option<usize>,
+/// An admin route's query string: each option at most once, only the ones the route names.
+/// The error is the detail a route's message starts from.
+struct AdminQuery(Vec<(String, String)>);
+
+impl AdminQuery {
+    fn parse(query: &str, known: &[&str]) -> Result<Self, String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|_| "the query string is not form-encoded.".to_owned())?;
+        for (i, (key, _)) in pairs.iter().enumerate() {
+            if !known.contains(&key.as_str()) {
+                return Err(format!("'{key}' is not an option of this route."));
+            }
+            if pairs[..i].iter().any(|(earlier, _)| earlier == key) {
+                return Err(format!("'{key}' is given twice."));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    fn text(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn whole_number(&self, key: &str) -> Result<Option<u64>, String> {
+        self.text(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("'{key}' is '{v}', not a whole number."))
+            })
+            .transpose()
+    }
 }
 
 /// A tenant's durable events as NDJSON envelopes, the live twin of `log events`.
@@ -327,13 +355,19 @@ async fn events(
     let result = async {
         check_access(&req, &state)?;
         let tenant = tenant_of(&path)?;
-        let query = web::Query::<EventsQuery>::from_query(req.query_string()).map_err(|e| {
-            ApiError::bad_request(format!("Invalid query: {e}. Use from=<seq>&limit=<n>."))
-        })?;
-        let from = query.from.unwrap_or(1).max(1);
+        let bad = |detail: String| {
+            ApiError::bad_request(format!(
+                "Invalid query: {detail} Use from=<seq>&limit=<n>, whole numbers."
+            ))
+        };
+        let query = AdminQuery::parse(req.query_string(), &["from", "limit"]).map_err(bad)?;
+        let from = query.whole_number("from").map_err(bad)?.unwrap_or(1).max(1);
         let limit = query
-            .limit
-            .unwrap_or(DEFAULT_EVENTS_LIMIT)
+            .whole_number("limit")
+            .map_err(bad)?
+            .map_or(DEFAULT_EVENTS_LIMIT, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            })
             .min(MAX_EVENTS_LIMIT);
         let Some(body) = state.registry.durable_events(&tenant, from, limit).await? else {
             return Err(ApiError::NotFound(format!(
@@ -394,12 +428,22 @@ async fn set_throttle(
     respond(&req, result)
 }
 
+/// A JSON number that is whole, written as JSON allows it (`100`, `100.0`, `1e2`).
+fn whole_number(value: &serde_json::Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    })
+}
+
 /// `current` with the changes a `PUT /_emulator/throttle` body names.
 fn parse_limits(body: &[u8], current: Limits) -> Result<Limits, ApiError> {
     let bad = |detail: String| {
         ApiError::bad_request(format!(
             "Invalid throttle limits: {detail} Send {{\"tenantRpm\": N or null, \"appRpm\": N \
-             or null}} with whole numbers of at least 1."
+             or null}} with whole numbers from 1 to 4294967295."
         ))
     };
     let value: serde_json::Value =
@@ -417,8 +461,7 @@ fn parse_limits(body: &[u8], current: Limits) -> Result<Limits, ApiError> {
         *slot = match &value {
             serde_json::Value::Null => None,
             number => Some(
-                number
-                    .as_u64()
+                whole_number(number)
                     .filter(|n| *n >= 1)
                     .and_then(|n| u32::try_from(n).ok())
                     .ok_or_else(|| bad(format!("'{key}' is {number}.")))?,
@@ -554,8 +597,19 @@ mod tests {
                 .tenant_rpm,
             Some(5)
         );
+        for whole in ["100", "100.0", "1e2", "1.0e2"] {
+            let body = format!(r#"{{"tenantRpm": {whole}}}"#);
+            assert_eq!(parsed(&body).unwrap().tenant_rpm, Some(100), "{whole}");
+        }
+        assert_eq!(
+            parsed(r#"{"appRpm": 4294967295}"#).unwrap().app_rpm,
+            Some(u32::MAX)
+        );
         for bad in [
             r#"{"tenantRpm": 0}"#,
+            r#"{"tenantRpm": 0.0}"#,
+            r#"{"tenantRpm": 4294967296}"#,
+            r#"{"tenantRpm": 1e300}"#,
             r#"{"tenantRpm": 1.5}"#,
             r#"{"tenantRpm": "5"}"#,
             r#"{"tenantRpm": -1}"#,
@@ -596,18 +650,6 @@ mod tests {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RequestsQuery {
-    tenant: Option<String>,
-    client_request_id: Option<String>,
-    operation: Option<String>,
-    status: Option<String>,
-    since: Option<String>,
-    limit: Option<usize>,
-    format: Option<String>,
-}
-
 /// How `GET /_emulator/requests` answers.
 #[derive(Clone, Copy)]
 enum JournalFormat {
@@ -638,19 +680,29 @@ fn requests_filter(query: &str) -> Result<(Filter, JournalFormat), ApiError> {
              (a number or none), since (RFC 3339), limit and format (json or ndjson)."
         ))
     };
-    let query = web::Query::<RequestsQuery>::from_query(query)
-        .map_err(|e| bad(format!("{e}.")))?
-        .into_inner();
+    let query = AdminQuery::parse(
+        query,
+        &[
+            "tenant",
+            "clientRequestId",
+            "operation",
+            "status",
+            "since",
+            "limit",
+            "format",
+        ],
+    )
+    .map_err(bad)?;
     let operation = query
-        .operation
+        .text("operation")
         .map(|o| {
-            serde_json::from_value::<Operation>(serde_json::Value::String(o.clone()))
+            serde_json::from_value::<Operation>(serde_json::Value::String(o.to_owned()))
                 .map_err(|_| bad(format!("'{o}' is not an operation.")))
         })
         .transpose()?;
     let status = query
-        .status
-        .map(|s| match s.as_str() {
+        .text("status")
+        .map(|s| match s {
             "none" => Ok(None),
             number => number
                 .parse::<u16>()
@@ -659,21 +711,24 @@ fn requests_filter(query: &str) -> Result<(Filter, JournalFormat), ApiError> {
         })
         .transpose()?;
     let since = query
-        .since
-        .map(|at| rfc3339(&at).ok_or_else(|| bad(format!("'{at}' is not an RFC 3339 time."))))
+        .text("since")
+        .map(|at| rfc3339(at).ok_or_else(|| bad(format!("'{at}' is not an RFC 3339 time."))))
         .transpose()?;
-    let format = match query.format.as_deref() {
+    let format = match query.text("format") {
         None | Some("json") => JournalFormat::Json,
         Some("ndjson") => JournalFormat::Ndjson,
         Some(other) => return Err(bad(format!("'{other}' is not a format."))),
     };
+    let limit = query.whole_number("limit").map_err(bad)?;
     let filter = Filter {
-        tenant: journal_tenant(query.tenant.as_deref())?,
-        client_request_id: query.client_request_id,
+        tenant: journal_tenant(query.text("tenant"))?,
+        client_request_id: query.text("clientRequestId").map(str::to_owned),
         operation,
         status,
         since,
-        limit: query.limit.unwrap_or(DEFAULT_REQUESTS_LIMIT),
+        limit: limit.map_or(DEFAULT_REQUESTS_LIMIT, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
     };
     Ok((filter, format))
 }
@@ -699,16 +754,10 @@ async fn requests(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     respond(&req, result)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TenantQuery {
-    tenant: Option<String>,
-}
-
 fn tenant_query(query: &str) -> Result<Option<String>, ApiError> {
-    let query = web::Query::<TenantQuery>::from_query(query)
-        .map_err(|e| ApiError::bad_request(format!("Invalid query: {e}. Use tenant=<id>.")))?;
-    journal_tenant(query.tenant.as_deref())
+    let query = AdminQuery::parse(query, &["tenant"])
+        .map_err(|e| ApiError::bad_request(format!("Invalid query: {e} Use tenant=<id>.")))?;
+    journal_tenant(query.text("tenant"))
 }
 
 /// Clears the journal, or one tenant's entries.

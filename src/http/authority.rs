@@ -31,6 +31,9 @@ pub(super) enum Route {
     Keys,
     /// `/{tenant}/oauth2/v2.0/token`
     Token,
+    /// `/{tenant}/oauth2/v2.0/authorize`: named by discovery (MSAL requires it), answered with
+    /// an error, as there is no one to sign in.
+    Authorize,
 }
 
 /// The identity route a path names, with its tenant segment as sent. Matched by hand, before
@@ -45,6 +48,7 @@ pub(super) fn route(path: &str) -> Option<(Route, &str)> {
         "v2.0/.well-known/openid-configuration" => Route::Discovery,
         "discovery/v2.0/keys" => Route::Keys,
         "oauth2/v2.0/token" => Route::Token,
+        "oauth2/v2.0/authorize" => Route::Authorize,
         _ => return None,
     };
     Some((route, segment))
@@ -62,12 +66,16 @@ pub(super) async fn serve(
         (Route::Discovery, &Method::GET) => openid_configuration(req, segment, state).await,
         (Route::Keys, &Method::GET) => keys(req, segment, state).await,
         (Route::Token, &Method::POST) => token(req, segment, payload, state).await,
+        (Route::Authorize, _) => authorize(req, state).await,
         _ => method_not_allowed(req, state).await,
     }
 }
 
 /// Tenants that name no tenant: Entra answers them for discovery, not for an app's token.
 const NOT_A_TENANT: [&str; 3] = ["common", "organizations", "consumers"];
+
+/// The tenant of personal Microsoft accounts: a real tenant id, but it holds no apps.
+const PERSONAL_ACCOUNTS: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
 /// An error in the identity platform's shape.
 struct IdentityError {
@@ -213,6 +221,22 @@ async fn method_not_allowed(req: HttpRequest, state: web::Data<AppState>) -> Htt
     .await
 }
 
+/// The sign-in endpoint discovery names: there is no user to sign in, so every request gets
+/// the error Entra gives an app that may not use a flow, pointing at the token endpoint.
+async fn authorize(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let context = RequestContext::new(req.headers());
+    answered(&req, &state, &context, async {
+        Err(IdentityError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_response_type",
+            700_054,
+            "This emulator signs no users in: it issues app tokens only, by POST to \
+             /{tenant}/oauth2/v2.0/token with grant_type=client_credentials.",
+        ))
+    })
+    .await
+}
+
 async fn openid_configuration(
     req: HttpRequest,
     segment: String,
@@ -276,6 +300,15 @@ async fn token(
                 format!(
                     "The tenant '{tenant}' names no tenant: an app's client-credentials token \
                      needs the tenant id (or name) in the path."
+                ),
+            ));
+        }
+        if tenant == PERSONAL_ACCOUNTS {
+            return Err(IdentityError::invalid_request(
+                700_011,
+                format!(
+                    "The tenant '{tenant}' is the one of personal Microsoft accounts, which \
+                     holds no apps: an app's client-credentials token needs its own tenant."
                 ),
             ));
         }

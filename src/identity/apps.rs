@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use super::token::READ_WRITE;
+use super::IdentityError;
 
 /// One registered app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +63,17 @@ pub struct Apps {
 }
 
 impl Apps {
-    #[must_use]
-    pub fn new(apps: Vec<App>) -> Self {
-        Self { apps }
+    /// The registrations, refused when two share a client id: the second would never be used.
+    pub fn new(apps: Vec<App>) -> Result<Self, IdentityError> {
+        for (i, app) in apps.iter().enumerate() {
+            if apps[..i]
+                .iter()
+                .any(|earlier| earlier.client_id.eq_ignore_ascii_case(&app.client_id))
+            {
+                return Err(IdentityError::DuplicateApp(app.client_id.clone()));
+            }
+        }
+        Ok(Self { apps })
     }
 
     /// The roles a token for `client_id` with `secret` carries.
@@ -95,6 +104,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_client_id_registered_twice_is_refused_whatever_its_case() {
+        let twice = vec!["app-1:a".parse().unwrap(), "APP-1:b".parse().unwrap()];
+        assert!(matches!(
+            Apps::new(twice),
+            Err(IdentityError::DuplicateApp(id)) if id == "APP-1"
+        ));
+        let two = vec!["app-1:a".parse().unwrap(), "app-2:b".parse().unwrap()];
+        assert_eq!(
+            Apps::new(two).unwrap().authenticate("app-2", "b"),
+            Ok(vec![READ_WRITE.to_owned()])
+        );
+    }
+
+    #[test]
     fn registrations_parse_with_and_without_roles() {
         let app: App = "app-1:s3cret".parse().unwrap();
         assert_eq!(app.roles, [READ_WRITE]);
@@ -113,7 +136,7 @@ mod tests {
             Apps::default().authenticate("x", "y"),
             Ok(vec![READ_WRITE.to_owned()])
         );
-        let apps = Apps::new(vec!["app-1:pw:R".parse().unwrap()]);
+        let apps = Apps::new(vec!["app-1:pw:R".parse().unwrap()]).unwrap();
         assert_eq!(apps.authenticate("APP-1", "pw"), Ok(vec!["R".to_owned()]));
         assert_eq!(apps.authenticate("app-1", "pW"), Err(AppError::WrongSecret));
         assert_eq!(apps.authenticate("app-2", "pw"), Err(AppError::Unknown));

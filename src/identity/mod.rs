@@ -27,6 +27,8 @@ pub enum IdentityError {
     Generate { what: &'static str, reason: String },
     #[error("cannot sign a token: {0}")]
     Sign(String),
+    #[error("--app {0} is registered twice (client ids are compared ignoring case)")]
+    DuplicateApp(String),
 }
 
 impl IdentityError {

@@ -159,6 +159,26 @@ fn events_are_the_durable_envelopes_as_ndjson() {
     let bad = app.request("GET", "/_emulator/tenants/bad%2Fid/events", &[], None);
     assert_eq!(bad.status, 400);
     assert_eq!(bad.error_code(), "BadRequest");
+    // A query the route cannot use is refused in plain words, naming the option.
+    for (query, says) in [
+        ("from=abc", "'from' is 'abc', not a whole number."),
+        ("limit=-1", "'limit' is '-1', not a whole number."),
+        ("limit=1&limit=2", "'limit' is given twice."),
+        ("form=2", "'form' is not an option of this route."),
+    ] {
+        let r = app.request(
+            "GET",
+            &format!("/_emulator/tenants/{TENANT}/events?{query}"),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 400, "{query}");
+        assert_eq!(
+            r.json()["error"]["message"],
+            format!("Invalid query: {says} Use from=<seq>&limit=<n>, whole numbers."),
+            "{query}"
+        );
+    }
 }
 
 #[test]
@@ -373,4 +393,34 @@ fn serve_writes_its_ports_and_wait_exits_once_ready_or_with_the_reason() {
     assert!(!gone.status.success());
     let stderr = String::from_utf8_lossy(&gone.stderr);
     assert!(stderr.contains("was not ready within 300ms"), "{stderr}");
+
+    // What no waiting can fix fails at once, within a timeout far longer than the test.
+    let not_a_cert = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_a_cert, "hello\n").unwrap();
+    for (args, reason) in [
+        (vec!["--url", "127.0.0.1:1"], "--url 127.0.0.1:1"),
+        (
+            vec!["--url", "ftp://127.0.0.1:1"],
+            "--url ftp://127.0.0.1:1",
+        ),
+        (
+            vec![
+                "--url",
+                "https://127.0.0.1:1",
+                "--ca",
+                not_a_cert.to_str().unwrap(),
+            ],
+            "holds no PEM certificate",
+        ),
+    ] {
+        let refused = std::process::Command::new(bin)
+            .arg("wait")
+            .args(&args)
+            .args(["--timeout", "1h"])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
 }

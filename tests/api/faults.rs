@@ -261,19 +261,7 @@ fn a_faults_file_that_does_not_check_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("faults.json");
     std::fs::write(&file, r#"{"rules":[{"id":"x","effect":{"status":200}}]}"#).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--in-memory",
-            "--faults",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = crate::helpers::refused_start(&["--faults".as_ref(), file.as_os_str()]);
     assert!(stderr.contains("status must be one of"), "{stderr}");
 }
 

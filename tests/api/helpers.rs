@@ -245,6 +245,18 @@ fn start(settings: &Settings) -> (String, Option<String>, BackgroundServer) {
 }
 
 /// Waits until `GET /_emulator/ready` answers 200 (recovery runs after the server binds).
+/// Runs `serve` on a free port, in memory, with `args`, expecting it to refuse to start:
+/// its stderr.
+pub fn refused_start(args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--in-memory"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn wait_until_ready(address: &str) {
     let agent = ureq::AgentBuilder::new().build();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -429,6 +429,11 @@ fn token_endpoint_errors_have_the_identity_platforms_shape() {
             (400, "invalid_request", 700_011),
         ),
         (
+            "9188040D-6C67-4C5B-B112-36A304B66DAD",
+            ok.clone(),
+            (400, "invalid_request", 700_011),
+        ),
+        (
             "not%20a%20tenant",
             ok.clone(),
             (400, "invalid_request", 900_023),
@@ -532,6 +537,24 @@ fn discovery_names_the_endpoints_on_the_url_used_and_tokens_verify_against_the_j
         config["authorization_endpoint"],
         format!("{base}/contoso/oauth2/v2.0/authorize")
     );
+    // It exists, and says what to use instead: there is no user to sign in.
+    for method in ["GET", "POST"] {
+        let r = app.request(
+            method,
+            "/contoso/oauth2/v2.0/authorize?response_type=code&client_id=a",
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 400, "{method}: {r:?}");
+        assert_eq!(r.json()["error"], "unsupported_response_type");
+        assert!(
+            r.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("grant_type=client_credentials"),
+            "{r:?}"
+        );
+    }
     let jwks_uri = config["jwks_uri"].as_str().unwrap();
     assert_eq!(jwks_uri, format!("{base}/contoso/discovery/v2.0/keys"));
     let common = app.request(
@@ -736,4 +759,55 @@ fn plain_http_sent_to_the_https_port_is_refused_and_serving_goes_on() {
         app.request("GET", "/_emulator/health", &[], None).status,
         200
     );
+}
+
+#[test]
+fn an_app_registered_twice_stops_the_start_naming_it() {
+    let args = ["--app", "my-app:first", "--app", "My-App:second"].map(std::ffi::OsStr::new);
+    let stderr = crate::helpers::refused_start(&args);
+    assert!(
+        stderr.contains("--app My-App is registered twice"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn token_names_the_key_file_it_cannot_use_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_key = dir.path().join("not-a-key.pem");
+    std::fs::write(&not_a_key, "hello\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let cases = [
+        (
+            "--signing-key",
+            missing.clone(),
+            vec![missing.display().to_string(), "No such file".to_owned()],
+        ),
+        (
+            "--signing-key",
+            not_a_key.clone(),
+            vec![
+                not_a_key.display().to_string(),
+                "not an RSA private key".to_owned(),
+            ],
+        ),
+        (
+            "--data-dir",
+            dir.path().to_owned(),
+            vec!["no signing key at".to_owned(), "first start".to_owned()],
+        ),
+    ];
+    for (flag, path, needles) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
+            .args(["token", "--tenant", "t", flag])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag} {path:?}");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for needle in needles {
+            assert!(stderr.contains(&needle), "{flag}: {stderr}");
+        }
+    }
 }

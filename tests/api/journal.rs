@@ -139,6 +139,8 @@ fn filters_tenants_and_clearing() {
         "operation=patch",
         "since=yesterday",
         "colour=red",
+        "limit=ten",
+        "status=200&status=201",
     ] {
         let r = app.request("GET", &format!("/_emulator/requests?{bad}"), &[], None);
         assert_eq!(r.status, 400, "{bad}");
