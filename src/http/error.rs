@@ -220,6 +220,12 @@ pub(crate) fn protocol_error_body(status: u16, request_id: &str) -> Option<Vec<u
     envelope(code, message, Vec::new(), request_id, request_id).ok()
 }
 
+/// The envelope of a `400` written straight to the socket, outside any request (plain HTTP on
+/// the HTTPS listener).
+pub(crate) fn bad_request_body(message: &str, request_id: &str) -> Option<Vec<u8>> {
+    envelope("BadRequest", message, Vec::new(), request_id, request_id).ok()
+}
+
 /// Graph's error envelope as JSON bytes, dated now.
 fn envelope(
     code: &'static str,

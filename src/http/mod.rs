@@ -162,6 +162,17 @@ pub fn server(
                 let connection = connection::Connection::new(signal.clone());
                 async move {
                     let peer = stream.peer_addr().ok();
+                    let mut first = [0_u8; 1];
+                    let peeked =
+                        actix_web::rt::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+                            .await;
+                    if matches!(peeked, Ok(Ok(1))) && first[0] != protocol::TLS_HANDSHAKE {
+                        let refused = protocol::refuse_plain_http(stream, peer, local);
+                        let _ = actix_web::rt::time::timeout(HANDSHAKE_TIMEOUT, refused).await;
+                        return Err(actix_http::error::DispatchError::Io(
+                            std::io::ErrorKind::InvalidData.into(),
+                        ));
+                    }
                     let tls =
                         actix_web::rt::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                             .await

@@ -4,7 +4,8 @@
 //! socket and the dispatcher, rewrites each into the Graph error envelope with a request id, and
 //! logs it at INFO (the client is at fault, not the server). It also carries out the transport
 //! faults its [`Connection`] was marked with: the marked answer is never written, and the
-//! connection ends with a reset or a close.
+//! connection ends with a reset or a close. A plain HTTP request on the HTTPS listener gets a
+//! `400` envelope in plain HTTP.
 
 use std::future::Future;
 use std::io;
@@ -16,7 +17,44 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connection::{Connection, Fate};
-use super::error::protocol_error_body;
+use super::error::{bad_request_body, protocol_error_body};
+
+/// The first byte of every TLS handshake (a record of content type `handshake`).
+pub(crate) const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Answers a plain HTTP request sent to the HTTPS listener (its first byte, not yet read,
+/// cannot open a TLS handshake) with a `400` envelope that says so, as curl or a browser then
+/// shows it, rather than a TLS alert the client cannot read. Bounded by the caller's timeout.
+pub(crate) async fn refuse_plain_http(
+    mut stream: tokio::net::TcpStream,
+    peer: Option<SocketAddr>,
+    https: SocketAddr,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // What has arrived is read first: closing a socket with unread bytes sends a reset, which
+    // can reach the client before the answer does.
+    let mut scratch = vec![0_u8; 16 * 1024];
+    let _ = stream.read(&mut scratch).await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let message = format!(
+        "This port speaks HTTPS and the request came as plain HTTP: send it to https://{https}/."
+    );
+    let Some(body) = bad_request_body(&message, &request_id) else {
+        return;
+    };
+    tracing::info!(%request_id, peer = ?peer, "refused a plain HTTP request on the HTTPS port");
+    let head = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\nrequest-id: {request_id}\r\nclient-request-id: {request_id}\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(&body).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    // Until the client closes its end (or the caller's timeout), so the answer is not reset.
+    while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+}
 
 /// The heads the dispatcher writes for its own errors (on a connection's first request followed
 /// by `connection: close`, on a later one not), each ending the connection.

@@ -753,8 +753,24 @@ fn plain_http_sent_to_the_https_port_is_refused_and_serving_goes_on() {
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let mut buf = Vec::new();
-    let _ = stream.read_to_end(&mut buf);
-    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    stream.read_to_end(&mut buf).unwrap();
+    // A plain HTTP answer the client can read, in the Graph envelope, naming the HTTPS URL.
+    let answer = String::from_utf8(buf).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+    assert!(head.contains("\r\nrequest-id: "), "{answer}");
+    assert!(head.contains("\r\nconnection: close"), "{answer}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["code"], "BadRequest");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("https://{address}/")),
+        "{message}"
+    );
+    assert!(
+        body["error"]["innerError"]["request-id"].is_string(),
+        "{body}"
+    );
     assert_eq!(
         app.request("GET", "/_emulator/health", &[], None).status,
         200
