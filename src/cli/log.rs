@@ -126,8 +126,8 @@ struct ReplayArgs {
     /// Stop after this seq [default: replay everything].
     #[arg(long, conflicts_with = "until_time")]
     until_seq: Option<u64>,
-    /// Stop before the first event recorded after this UTC time (RFC 3339, e.g.
-    /// 2026-11-20T10:00:02Z or 2026-11-20 10:00:02.500).
+    /// Stop before the first event recorded after this time (RFC 3339, e.g.
+    /// 2026-11-20T10:00:02Z, 2026-11-20T11:00:02+01:00, or 2026-11-20 10:00:02.500 in UTC).
     #[arg(long, value_parser = parse_time)]
     until_time: Option<SystemTime>,
     /// Print each applied event (seq, type, id) to stderr.
@@ -165,8 +165,16 @@ struct ImportArgs {
     file: PathBuf,
 }
 
+/// An RFC 3339 time with any offset (`Z`, `+01:00`), or without one (then UTC), with `T` or
+/// a space between date and time.
 fn parse_time(raw: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339_weak(raw).map_err(|e| format!("not an RFC 3339 UTC time: {e}"))
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(at.into());
+    }
+    humantime::parse_rfc3339_weak(raw).map_err(|e| {
+        format!("not an RFC 3339 time (2026-11-20T10:00:02Z, 2026-11-20T11:00:02+01:00): {e}")
+    })
 }
 
 /// Runs one `log` subcommand.
@@ -856,6 +864,21 @@ mod tests {
         let plan = plan_import(text.as_bytes()).unwrap();
         assert_eq!(plan["a"].len(), 2);
         assert_eq!(plan["b"].len(), 1);
+    }
+
+    #[test]
+    fn times_take_any_offset_and_a_missing_one_is_utc() {
+        let utc = parse_time("2026-11-20T10:00:02Z").unwrap();
+        assert_eq!(parse_time("2026-11-20T11:00:02+01:00"), Ok(utc));
+        assert_eq!(parse_time("2026-11-20T05:30:02-04:30"), Ok(utc));
+        assert_eq!(parse_time("2026-11-20 10:00:02"), Ok(utc));
+        assert_eq!(
+            parse_time("2026-11-20 10:00:02.500"),
+            Ok(utc + std::time::Duration::from_millis(500))
+        );
+        assert!(parse_time("yesterday")
+            .unwrap_err()
+            .contains("not an RFC 3339 time"));
     }
 
     #[test]
