@@ -524,6 +524,18 @@ mod tests {
     }
 
     #[test]
+    fn the_first_rule_that_fits_decides_alone_also_once_spent() {
+        let faults = Faults::new(set(
+            r#"{"rules":[{"id":"first","times":1,"effect":{"status":503}},
+                         {"id":"second","effect":{"status":500}}]}"#,
+        ));
+        assert_eq!(pattern(&faults, 4), [true, false, false, false]);
+        let counts = faults.current();
+        assert_eq!(counts.rules[0].matched, Some(4));
+        assert_eq!(counts.rules[1].matched, Some(0));
+    }
+
+    #[test]
     fn matching_by_operation_tenant_and_app() {
         let faults = Faults::new(set(
             r#"{"rules":[{"id":"b","match":{"operation":"batch"},"effect":{"status":502}},
