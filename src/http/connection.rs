@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use actix_http::ConnectionType;
 use actix_server::GracefulShutdownSignal;
 use actix_web::{HttpRequest, HttpResponse};
 use tokio::sync::Notify;
@@ -25,6 +26,9 @@ pub(crate) struct Connection {
     gone: AtomicBool,
     /// A request's handler began since the stream last looked: its head arrived whole.
     began: AtomicBool,
+    /// An answer that closes the connection is on its way: the stream reads nothing more (the
+    /// rest of a body not read would otherwise hold a chunked connection open).
+    ending: AtomicBool,
     wake: Notify,
     shutdown: GracefulShutdownSignal,
 }
@@ -46,6 +50,7 @@ impl Connection {
             fate: AtomicU8::new(OPEN),
             gone: AtomicBool::new(false),
             began: AtomicBool::new(false),
+            ending: AtomicBool::new(false),
             wake: Notify::new(),
             shutdown,
         })
@@ -58,6 +63,11 @@ impl Connection {
             RESET => Some(Fate::Reset),
             _ => None,
         }
+    }
+
+    /// Whether the answer being written closes the connection: nothing more is to be read.
+    pub(crate) fn ending(&self) -> bool {
+        self.ending.load(Ordering::Acquire)
     }
 
     /// Whether a request's handler began since the last call (for the stream's head timeout).
@@ -107,6 +117,11 @@ pub(crate) fn severed_by(response: &HttpResponse) -> Option<Transport> {
 /// once the fault is carried out (a hang waits first), a response the stream will not write.
 pub(crate) async fn carry_out(req: &HttpRequest, response: HttpResponse) -> HttpResponse {
     let Some(transport) = severed_by(&response) else {
+        if response.head().connection_type() == ConnectionType::Close {
+            if let Some(connection) = req.conn_data::<Arc<Connection>>() {
+                connection.ending.store(true, Ordering::Release);
+            }
+        }
         return response;
     };
     let Some(connection) = req.conn_data::<Arc<Connection>>() else {

@@ -182,6 +182,11 @@ impl ApiError {
             Self::InsufficientStorage(_) => {
                 response.insert_header((header::RETRY_AFTER, STORAGE_RETRY_AFTER_SECONDS));
             }
+            // The rest of a body that stopped arriving cannot be told from a next request:
+            // the connection ends, however the body was framed.
+            Self::BodyTimeout { .. } => {
+                response.force_close();
+            }
             _ => {}
         }
         let body = envelope(
@@ -206,7 +211,11 @@ impl ApiError {
 #[must_use]
 pub(crate) fn protocol_error_body(status: u16, request_id: &str) -> Option<Vec<u8>> {
     let (code, message) = match status {
-        400 => ("BadRequest", "The request is not valid HTTP/1.1."),
+        400 => (
+            "BadRequest",
+            "The request is not valid HTTP/1.1: a malformed request or header line, or a URI \
+             longer than 65,534 bytes.",
+        ),
         408 => (
             "RequestTimeout",
             "The request headers were not received in time.",

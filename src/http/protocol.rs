@@ -45,8 +45,10 @@ pub(crate) async fn refuse_plain_http(
     tracing::info!(%request_id, peer = ?peer, "refused a plain HTTP request on the HTTPS port");
     let head = format!(
         "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\nrequest-id: {request_id}\r\nclient-request-id: {request_id}\r\n\r\n",
-        body.len()
+         connection: close\r\nrequest-id: {request_id}\r\nclient-request-id: {request_id}\r\n\
+         date: {}\r\n\r\n",
+        body.len(),
+        httpdate::fmt_http_date(std::time::SystemTime::now())
     );
     if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(&body).await.is_err() {
         return;
@@ -217,6 +219,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ProtocolErrors<S> {
                 return Poll::Ready(self.time_out(cx));
             }
         }
+        // The answer being written ends the connection: what the client sends now is read by
+        // no one, so the dispatcher is told the stream ended and closes once it is written.
+        if self.connection.ending() {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let read = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
         // An end of stream (nothing read into room for something) or an error: a hung request
@@ -274,7 +281,13 @@ impl<S: AsyncWrite + Socket + Unpin> AsyncWrite for ProtocolErrors<S> {
             }
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if this.connection.ending() {
+            // The dispatcher may be waiting for the rest of a body; woken, it reads the end
+            // of the stream above and closes the connection once the answer is out.
+            cx.waker().wake_by_ref();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

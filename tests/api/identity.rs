@@ -760,6 +760,7 @@ fn plain_http_sent_to_the_https_port_is_refused_and_serving_goes_on() {
     assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
     assert!(head.contains("\r\nrequest-id: "), "{answer}");
     assert!(head.contains("\r\nconnection: close"), "{answer}");
+    assert!(head.contains("\r\ndate: "), "{answer}");
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"]["code"], "BadRequest");
     let message = body["error"]["message"].as_str().unwrap();

@@ -274,6 +274,15 @@ fn requests_that_are_not_http_get_the_graph_envelope_from_the_http_layer_too() {
             "BadRequest",
         ),
         (many, 431, "RequestHeaderFieldsTooLarge"),
+        // A URI longer than the HTTP library takes: its message says so.
+        (
+            format!(
+                "GET /beta/identity/userFlows?pad={} HTTP/1.1\r\nHost: a\r\n\r\n",
+                "a".repeat(70_000)
+            ),
+            400,
+            "BadRequest",
+        ),
         // Headers that never end: the head timeout.
         (
             "GET /beta/identity/userFlows HTTP/1.1\r\nHost: localhost\r\n".to_owned(),
@@ -291,6 +300,13 @@ fn requests_that_are_not_http_get_the_graph_envelope_from_the_http_layer_too() {
             let (got, request_id, envelope) = graph_error_of(answer);
             assert_eq!(got, status, "{answer}");
             assert_eq!(envelope["error"]["code"], code, "{answer}");
+            if status == 400 {
+                let message = envelope["error"]["message"].as_str().unwrap();
+                assert!(
+                    message.contains("URI longer than 65,534 bytes"),
+                    "{message}"
+                );
+            }
             assert_eq!(
                 envelope["error"]["innerError"]["request-id"],
                 request_id.as_str()
