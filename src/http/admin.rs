@@ -77,11 +77,16 @@ fn check_access(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         };
     }
     let peer = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-    let host = req
-        .headers()
-        .get(actix_web::http::header::HOST)
+    // A request in absolute form names its host there, over `Host` (RFC 9112 §3.2.2): both
+    // must be loopback names.
+    let named = req.headers().get(actix_web::http::header::HOST);
+    let host = named
         .and_then(|v| v.to_str().ok())
-        .is_some_and(is_loopback_host);
+        .is_some_and(is_loopback_host)
+        && req
+            .uri()
+            .authority()
+            .is_none_or(|a| is_loopback_host(a.as_str()));
     if peer && host {
         Ok(())
     } else {

@@ -27,7 +27,7 @@ pub const COLLECTION_PATH: &str = "/beta/identity/userFlows";
 const ENTITY_CONTEXT_PATH: &str = "/beta/$metadata#identity/userFlows/$entity";
 
 /// `scheme://host` as the client reached us (proxy headers honoured, as actix's
-/// `ConnectionInfo` reads them).
+/// `ConnectionInfo` reads them, when they name a host a link can hold).
 pub fn base_url(req: &HttpRequest) -> String {
     let headers = req.headers();
     let proxied = [&header::FORWARDED, &X_FORWARDED_PROTO, &X_FORWARDED_HOST]
@@ -40,42 +40,89 @@ pub fn base_url(req: &HttpRequest) -> String {
     } else {
         "http://"
     };
-    if !proxied {
-        // A request in absolute form names its authority, which a server takes over `Host`
-        // (RFC 9112 §3.2.2).
-        if let Some(authority) = req.uri().authority() {
-            return [scheme, authority.as_str()].concat();
+    if proxied {
+        let info = req.connection_info();
+        let forwarded = info.scheme();
+        // Only a scheme a link can use: a proxy's `javascript` is not one.
+        let scheme = if (headers.contains_key(&X_FORWARDED_PROTO)
+            || headers.contains_key(&header::FORWARDED))
+            && (forwarded.eq_ignore_ascii_case("http") || forwarded.eq_ignore_ascii_case("https"))
+        {
+            forwarded
+        } else {
+            scheme.trim_end_matches("://")
+        };
+        // A forwarded host no link could name (`a b`, `a/b`, a port past 65535) is ignored.
+        let host = info.host();
+        if is_authority(host) {
+            return format!("{scheme}://{host}");
         }
-        // In origin form: what `ConnectionInfo` would answer, without building it (it formats
-        // the peer address too).
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        if let Some(host) = host.filter(|h| is_authority(h)) {
-            return [scheme, host].concat();
-        }
-        // No host named (HTTP/1.0), or one no link could name (empty, or not a host and
-        // port): the address the client reached.
-        if let Some(super::ListenerAddr(local)) = req.app_data::<super::ListenerAddr>() {
-            return format!("{scheme}{local}");
-        }
+        return direct_base(req, &format!("{scheme}://"));
     }
-    let info = req.connection_info();
-    let forwarded = info.scheme();
-    // Only a scheme a link can use: a proxy's `javascript` is not one.
-    let scheme = if (headers.contains_key(&X_FORWARDED_PROTO)
-        || headers.contains_key(&header::FORWARDED))
-        && (forwarded.eq_ignore_ascii_case("http") || forwarded.eq_ignore_ascii_case("https"))
-    {
-        forwarded
-    } else {
-        scheme.trim_end_matches("://")
-    };
-    format!("{scheme}://{}", info.host())
+    direct_base(req, scheme)
 }
 
-/// Whether `host` could be a `host[:port]` (what `Host` holds, RFC 9110 §7.2): not empty, and
-/// only the characters of a registered name, an IP literal and a port.
-fn is_authority(host: &str) -> bool {
-    !host.is_empty()
+/// The base from the request itself: its absolute-form authority, else its `Host`, else the
+/// listener's address.
+fn direct_base(req: &HttpRequest, scheme: &str) -> String {
+    // A request in absolute form names its authority, which a server takes over `Host`
+    // (RFC 9112 §3.2.2).
+    if let Some(authority) = req.uri().authority().filter(|a| is_authority(a.as_str())) {
+        return [scheme, authority.as_str()].concat();
+    }
+    // In origin form: what `ConnectionInfo` would answer, without building it (it formats
+    // the peer address too).
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if let Some(host) = host.filter(|h| is_authority(h)) {
+        return [scheme, host].concat();
+    }
+    // No host named (HTTP/1.0), or one no link could name (empty, or not a host and
+    // port): the address the client reached.
+    match req.app_data::<super::ListenerAddr>() {
+        Some(super::ListenerAddr(local)) => format!("{scheme}{local}"),
+        None => format!("{scheme}{}", req.connection_info().host()),
+    }
+}
+
+/// Whether `authority` is a `host[:port]` a link can name (what `Host` holds, RFC 9110 §7.2):
+/// a registered name or IPv4 address of its characters, or an IP literal in brackets, then
+/// at most one port of 0–65535.
+fn is_authority(authority: &str) -> bool {
+    let (host, port) = if let Some(literal) = authority.strip_prefix('[') {
+        let Some((inside, rest)) = literal.split_once(']') else {
+            return false;
+        };
+        if inside.is_empty()
+            || !inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        {
+            return false;
+        }
+        match rest {
+            "" => return true,
+            _ => match rest.strip_prefix(':') {
+                Some(port) => ("x", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port_fits = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= 65_535)
+    });
+    port_fits
+        && !host.is_empty()
         && host.bytes().all(|b| {
             b.is_ascii_alphanumeric()
                 || matches!(
@@ -95,9 +142,6 @@ fn is_authority(host: &str) -> bool {
                         | b','
                         | b';'
                         | b'='
-                        | b':'
-                        | b'['
-                        | b']'
                 )
         })
 }
@@ -368,5 +412,50 @@ mod tests {
         assert_eq!(bases[0], "http://127.0.0.1:8080");
         assert_eq!(bases[2], "http://graph.example");
         assert_eq!(bases[4], "https://graph.example");
+    }
+
+    #[test]
+    fn a_forwarded_or_given_host_no_link_could_name_is_ignored() {
+        let with = |name: &str, value: &str| {
+            let req = TestRequest::default()
+                .insert_header(("host", "127.0.0.1:8080"))
+                .insert_header((name, value))
+                .to_http_request();
+            base_url(&req)
+        };
+        for bad in [
+            "a b", "a/b", "x:99999", "x:abc", "x:", "[::1", "[zz]:80", "a:1:2",
+        ] {
+            assert_eq!(
+                with("x-forwarded-host", bad),
+                "http://127.0.0.1:8080",
+                "{bad}"
+            );
+            assert_eq!(
+                with("forwarded", &format!("host=\"{bad}\"")),
+                "http://127.0.0.1:8080",
+                "{bad}"
+            );
+        }
+        for good in [
+            "graph.example",
+            "graph.example:443",
+            "[::1]:8443",
+            "10.0.0.1:65535",
+        ] {
+            assert_eq!(with("x-forwarded-host", good), format!("http://{good}"));
+        }
+        for (host, base) in [
+            ("emulator.local:8080", "http://emulator.local:8080"),
+            ("evil.com:abc", "http://127.0.0.1:9"),
+            ("x:99999", "http://127.0.0.1:9"),
+        ] {
+            let listener = super::super::ListenerAddr(([127, 0, 0, 1], 9).into());
+            let req = TestRequest::default()
+                .insert_header(("host", host))
+                .app_data(listener)
+                .to_http_request();
+            assert_eq!(base_url(&req), base, "{host}");
+        }
     }
 }

@@ -316,6 +316,17 @@ fn without_a_key_admin_routes_answer_only_loopback_clients_naming_a_loopback_hos
     std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.0 403"), "{answer}");
     assert!(answer.contains("Authorization_RequestDenied"), "{answer}");
+    // A request in absolute form is judged by the host it names there, over a loopback Host.
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let absolute = format!(
+        "DELETE http://rebind.attacker.example{reset} HTTP/1.1\r\nHost: {address}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    std::io::Write::write_all(&mut stream, absolute.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert_eq!(app.count().body, "1", "nothing was reset");
 
     // A loopback Host, by name or address, with or without the port.
     let port = address.rsplit_once(':').unwrap().1;
