@@ -53,6 +53,8 @@ struct Item {
     method: Method,
     /// The path and query under `/beta`, or why the item's URL cannot be served (its own 400).
     target: Result<(String, String), String>,
+    /// The URL as sent, kept only for an item refused for it (the journal shows it).
+    refused_url: Option<String>,
     headers: HeaderMap,
     /// The body as JSON text (a slice of the batch's body).
     body: Option<Bytes>,
@@ -173,7 +175,9 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
     let needs_requests = || malformed("the body needs a 'requests' array of request objects.");
     let batch: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
+        if e.is_data() && e.to_string().starts_with("duplicate field") {
+            malformed("the body names 'requests' more than once.")
+        } else if e.is_data() {
             needs_requests()
         } else {
             malformed(format!("the body is not JSON ({e})."))
@@ -198,7 +202,9 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
     for (index, request) in requests.iter().enumerate() {
         let id = string_of(request.id)
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| malformed(format!("request {index} needs a non-empty string 'id'.")))?;
+            .ok_or_else(|| {
+                malformed(format!("requests[{index}] needs a non-empty string 'id'."))
+            })?;
         if ids.insert(id.to_ascii_lowercase(), index).is_some() {
             return Err(malformed(format!("the id '{id}' appears more than once.")));
         }
@@ -206,11 +212,10 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
     }
     let mut items = Vec::with_capacity(requests.len());
     for (request, id) in requests.iter().zip(named) {
-        let missing = |name: &str| malformed(format!("request '{id}' needs a string '{name}'."));
-        let method = string_of(request.method).ok_or_else(|| missing("method"))?;
+        let method = required_string(request.method, &id, "method")?;
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| malformed(format!("request '{id}' has an invalid 'method'.")))?;
-        let url = string_of(request.url).ok_or_else(|| missing("url"))?;
+        let url = required_string(request.url, &id, "url")?;
         let target = resolve(&url, base);
         if matches!(&target, Ok((path, _)) if is_batch_path(path)) {
             return Err(malformed(format!(
@@ -234,6 +239,7 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
         items.push(Item {
             id,
             method,
+            refused_url: target.is_err().then(|| url.into_owned()),
             target,
             headers,
             body,
@@ -255,11 +261,31 @@ fn first_bad_request(requests: &RawValue) -> Option<ApiError> {
     let items: Vec<&RawValue> = serde_json::from_str(requests.get()).ok()?;
     items.iter().enumerate().find_map(|(index, item)| {
         let error = serde_json::from_str::<RawRequest<'_>>(item.get()).err()?;
+        if !item.get().starts_with('{') {
+            return Some(malformed(format!(
+                "requests[{index}] is not a JSON object."
+            )));
+        }
         let detail = error.to_string();
         let detail = detail.split(" at line ").next().unwrap_or(&detail);
         Some(malformed(format!(
-            "request {index} is not a request object ({detail})."
+            "requests[{index}] is not a request object ({detail})."
         )))
+    })
+}
+
+/// Request `id`'s field `name`, a string; else the batch's 400 saying what it is instead.
+fn required_string<'a>(
+    raw: Option<&'a RawValue>,
+    id: &str,
+    name: &str,
+) -> Result<Cow<'a, str>, ApiError> {
+    string_of(raw).ok_or_else(|| match raw {
+        // A string serde refuses holds an escape of half a UTF-16 pair.
+        Some(raw) if raw.get().starts_with('"') => malformed(format!(
+            "request '{id}': '{name}' is not valid Unicode (a lone surrogate escape)."
+        )),
+        _ => malformed(format!("request '{id}' needs a string '{name}'.")),
     })
 }
 
@@ -293,14 +319,18 @@ fn dependencies(
         Some(Value::Array(names)) => names
             .iter()
             .map(|name| {
-                name.as_str()
-                    .and_then(|n| ids.get(&n.to_ascii_lowercase()).copied())
-                    .ok_or_else(|| {
-                        malformed(format!(
-                            "request '{id}' depends on {name}, which is not a request of this \
-                             batch."
-                        ))
-                    })
+                let Some(name) = name.as_str() else {
+                    return Err(malformed(format!(
+                        "request '{id}': 'dependsOn' holds {name}, which is not a string; \
+                         request ids are strings."
+                    )));
+                };
+                ids.get(&name.to_ascii_lowercase()).copied().ok_or_else(|| {
+                    malformed(format!(
+                        "request '{id}' depends on '{name}', which is not a request of this \
+                         batch."
+                    ))
+                })
             })
             .collect(),
         Some(_) => Err(malformed(format!(
@@ -357,10 +387,12 @@ fn resolve(url: &str, base: &str) -> Result<(String, String), String> {
             .filter(|head| head.eq_ignore_ascii_case(base))
             .map(|_| &url[base.len()..])
             .ok_or_else(outside)?;
+        // `/beta/…`, or `/beta` itself (with or without a query): what is under the root.
         let under = rest
-            .get(..6)
-            .filter(|head| head.eq_ignore_ascii_case("/beta/"))
+            .get(..5)
+            .filter(|head| head.eq_ignore_ascii_case("/beta"))
             .map(|_| &rest[5..])
+            .filter(|under| under.is_empty() || under.starts_with(['/', '?']))
             .ok_or_else(outside)?;
         under.to_owned()
     } else if url.starts_with('/') {
@@ -516,10 +548,12 @@ fn refused(item: &Item, error: &ApiError, batch: &Batch<'_>) -> HttpResponse {
     let mut answer = error.respond(&context);
     context.stamp(&mut answer);
     context.note_caller(batch.caller);
-    let (path, query) = item
-        .target
-        .as_ref()
-        .map_or(("", ""), |(path, query)| (path.as_str(), query.as_str()));
+    let (path, query) = if let Ok((path, query)) = &item.target {
+        (path.as_str(), query.as_str())
+    } else {
+        let url = item.refused_url.as_deref().unwrap_or_default();
+        url.split_once('?').unwrap_or((url, ""))
+    };
     let asked = Asked {
         method: &item.method,
         path,
@@ -659,7 +693,18 @@ mod tests {
             ok("HTTP://127.0.0.1:8080/BETA/identity/userFlows/$count"),
             ("/beta/identity/userFlows/$count".into(), String::new())
         );
+        // The root itself: served (and refused) as the relative "" is.
+        assert_eq!(
+            ok("http://127.0.0.1:8080/beta"),
+            ("/beta".into(), String::new())
+        );
+        assert_eq!(
+            ok("http://127.0.0.1:8080/beta?x=1"),
+            ("/beta".into(), "x=1".into())
+        );
+        assert_eq!(ok(""), ("/beta/".into(), String::new()));
         for bad in [
+            "http://127.0.0.1:8080/betamax/identity/userFlows",
             "/identity/userFlows/$count#frag",
             "http://127.0.0.1:8080/beta/identity/userFlows/$count?a=1#x",
             "https://graph.microsoft.com/beta/identity/userFlows",
@@ -688,6 +733,7 @@ mod tests {
             id: id.into(),
             method: Method::GET,
             target: Err(String::new()),
+            refused_url: None,
             headers: HeaderMap::new(),
             body: None,
             depends_on,

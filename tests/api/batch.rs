@@ -249,9 +249,9 @@ fn a_malformed_batch_is_one_400_and_nothing_in_it_runs() {
         (
             r#"{"requests":[{"id":"a","method":"GET","method":"DELETE","url":"/identity/userFlows"}]}"#
                 .to_owned(),
-            "request 0 is not a request object (duplicate field `method`)",
+            "requests[0] is not a request object (duplicate field `method`)",
         ),
-        (r#"{"requests":[7]}"#.to_owned(), "request 0 is not a request object"),
+        (r#"{"requests":[7]}"#.to_owned(), "requests[0] is not a JSON object."),
     ];
     for (body, needle) in cases {
         let r = app.request(
@@ -366,4 +366,38 @@ fn twenty_independent_creates_share_flushes() {
         "20 creates took {flushes} flushes"
     );
     assert_eq!(app.count().body, "20");
+}
+
+#[test]
+fn a_malformed_batch_names_what_is_wrong_in_its_own_words() {
+    let app = spawn_app();
+    let cases = [
+        (
+            r#"{"requests":[{"id":"a","method":"GET","url":"/identity/userFlows"}],"requests":[]}"#
+                .to_owned(),
+            "the body names 'requests' more than once.",
+        ),
+        (
+            r#"{"requests":[{"id":"a","method":"GET","url":"\ud800"}]}"#.to_owned(),
+            "request 'a': 'url' is not valid Unicode",
+        ),
+        (
+            json!({"requests": [
+                {"id": "2", "method": "GET", "url": "/identity/userFlows"},
+                {"id": "b", "method": "GET", "url": "/identity/userFlows", "dependsOn": [2]}
+            ]})
+            .to_string(),
+            "request 'b': 'dependsOn' holds 2, which is not a string",
+        ),
+    ];
+    for (body, needle) in cases {
+        let r = app.request(
+            "POST",
+            "/beta/$batch",
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        );
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.message().contains(needle), "{needle}: {}", r.message());
+    }
 }

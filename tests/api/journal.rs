@@ -325,3 +325,18 @@ fn the_summary_groups_retries_and_says_whether_they_waited() {
     let missing = app.request("GET", "/_emulator/requests/summary", &[], None);
     assert_eq!(missing.status, 400);
 }
+
+#[test]
+fn a_batch_item_refused_for_its_url_is_journaled_with_the_url_it_sent() {
+    let app = spawn_app();
+    let items = [json!({"id": "a", "method": "GET", "url": "/identity/../x?$top=1"})];
+    let r = app.batch(&items);
+    assert_eq!(r.status, 200, "{r:?}");
+    let all = entries(&app, "");
+    let item = all
+        .iter()
+        .find(|e| e["batch"]["itemId"] == "a")
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(item["status"], 400);
+    assert_eq!(item["path"], "/identity/../x?$top=1");
+}
