@@ -254,15 +254,7 @@ fn a_malformed_batch_is_one_400_and_nothing_in_it_runs() {
         (r#"{"requests":[7]}"#.to_owned(), "requests[0] is not a JSON object."),
     ];
     for (body, needle) in cases {
-        let r = app.request(
-            "POST",
-            "/beta/$batch",
-            &[("Content-Type", "application/json")],
-            Some(&body),
-        );
-        assert_eq!(r.status, 400, "{body}: {}", r.body);
-        assert_eq!(r.error_code(), "BadRequest");
-        assert!(r.message().contains(needle), "{needle}: {}", r.message());
+        assert_refused_whole(&app, &body, needle);
     }
     let unauthorized = app.request(
         "POST",
@@ -391,13 +383,19 @@ fn a_malformed_batch_names_what_is_wrong_in_its_own_words() {
         ),
     ];
     for (body, needle) in cases {
-        let r = app.request(
-            "POST",
-            "/beta/$batch",
-            &[("Content-Type", "application/json")],
-            Some(&body),
-        );
-        assert_eq!(r.status, 400, "{body}: {}", r.body);
-        assert!(r.message().contains(needle), "{needle}: {}", r.message());
+        assert_refused_whole(&app, &body, needle);
     }
+}
+
+/// `body` sent as a batch is one `400 BadRequest` whose message holds `needle`.
+fn assert_refused_whole(app: &TestApp, body: &str, needle: &str) {
+    let r = app.request(
+        "POST",
+        "/beta/$batch",
+        &[("Content-Type", "application/json")],
+        Some(body),
+    );
+    assert_eq!(r.status, 400, "{body}: {}", r.body);
+    assert_eq!(r.error_code(), "BadRequest");
+    assert!(r.message().contains(needle), "{needle}: {}", r.message());
 }
