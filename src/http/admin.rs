@@ -341,11 +341,15 @@ impl AdminQuery {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A whole number of decimal digits; one past `u64` is read as `u64::MAX` (as far as any
+    /// log or limit goes).
     fn whole_number(&self, key: &str) -> Result<Option<u64>, String> {
         self.text(key)
             .map(|v| {
-                v.parse()
-                    .map_err(|_| format!("'{key}' is '{v}', not a whole number."))
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!("'{key}' is '{v}', not a whole number."));
+                }
+                Ok(v.parse().unwrap_or(u64::MAX))
             })
             .transpose()
     }

@@ -99,8 +99,14 @@ fn plain_fields(bytes: &[u8]) -> Option<[&[u8]; 3]> {
 /// answers exactly this on every input, only faster on the common body; public so that the
 /// fuzz target and the corpus test can hold the two to that.
 pub fn parse_any_body(bytes: &[u8]) -> Result<CreateUserFlow, BodyError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| BodyError::Malformed(format!("The request body is not valid JSON: {e}.")))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let text = e.to_string();
+        // Valid JSON, but a number no double holds (`1e400`).
+        BodyError::Malformed(match text.strip_prefix("number out of range") {
+            Some(at) => format!("The request body holds a number too large to read{at}."),
+            None => format!("The request body is not valid JSON: {text}."),
+        })
+    })?;
     let Value::Object(map) = value else {
         return Err(BodyError::Malformed(
             "The request body must be a JSON object describing an identityUserFlow.".to_owned(),
@@ -431,6 +437,15 @@ mod tests {
             parse_create_body(b""),
             Err(BodyError::Malformed(_))
         ));
+        // Valid JSON whose number no double holds is not called invalid JSON.
+        let huge = br#"{"id":"a","userFlowType":"signIn","userFlowTypeVersion":1e400}"#;
+        match parse_create_body(huge) {
+            Err(BodyError::Malformed(m)) => assert!(
+                m.starts_with("The request body holds a number too large to read at line 1"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

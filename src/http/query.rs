@@ -198,12 +198,14 @@ pub fn parse_list(query: &str, tenant: &str) -> Result<ListOptions, ApiError> {
                 "$top"
             }
             "skip" => {
-                list.skip = option
-                    .value
-                    .trim()
-                    .parse::<u64>()
-                    .map(|skip| usize::try_from(skip).unwrap_or(usize::MAX))
-                    .map_err(|_| invalid_value(&option, "expected a non-negative integer"))?;
+                let digits = option.value.trim();
+                // A whole number past any tenant's size skips everything, however long.
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid_value(&option, "expected a non-negative integer"));
+                }
+                list.skip = digits.parse::<u64>().map_or(usize::MAX, |skip| {
+                    usize::try_from(skip).unwrap_or(usize::MAX)
+                });
                 "$skip"
             }
             "count" => {
@@ -482,6 +484,10 @@ mod tests {
         let list = parse_list("$skip=99999999999", T).unwrap();
         assert_eq!(list.query.skip, 99_999_999_999);
         assert!(parse_list("$skip=1e3", T).is_err());
+        assert!(parse_list("$skip=-1", T).is_err());
+        // Past any tenant: everything skipped, not refused.
+        let list = parse_list("$skip=99999999999999999999999", T).unwrap();
+        assert_eq!(list.query.skip, usize::MAX);
         let message = parse_list("$select=ID", T).unwrap_err().to_string();
         assert!(
             message.ends_with("'microsoft.graph.identityUserFlow'."),

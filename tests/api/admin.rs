@@ -151,6 +151,11 @@ fn events_are_the_durable_envelopes_as_ndjson() {
         .collect();
     assert_eq!(window, vec![2]);
     assert!(events(&app, TENANT, "limit=0").is_empty());
+    assert!(events(&app, TENANT, "from=99999999999999999999999").is_empty());
+    assert_eq!(
+        events(&app, TENANT, "limit=99999999999999999999999").len(),
+        3
+    );
     assert_eq!(
         app.request("GET", "/_emulator/tenants/nobody/events", &[], None)
             .status,
