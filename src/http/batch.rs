@@ -131,6 +131,7 @@ pub(super) async fn run(
     };
     context.note_body(&state.journal, &body);
     require_json(request.headers)?;
+    super::handlers::require_plain_body(request.headers)?;
     let items = parse(&body, request.base, request.headers)?;
     let batch = Batch {
         state,

@@ -311,6 +311,7 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     parse_none(request.query)?;
     require_json(request.headers)?;
+    require_plain_body(request.headers)?;
     let writes_follow = request.writes_follow;
     let body = match request.body {
         Body::Stream(payload) => actix_web::rt::time::timeout(
@@ -457,6 +458,25 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
             "The content type '{content_type}' is not supported: send application/json."
         )))
     }
+}
+
+/// A body is read as sent: one with a `Content-Encoding` (other than `identity`) is refused
+/// with 415 rather than read as garbled JSON.
+pub(super) fn require_plain_body(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(encoding) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    if encoding
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"identity")
+    {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType(format!(
+        "The Content-Encoding '{}' is not supported: send the body uncompressed.",
+        String::from_utf8_lossy(encoding.as_bytes())
+    )))
 }
 
 /// Reads the body, refusing it with 413 as soon as it passes the limit.

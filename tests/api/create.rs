@@ -281,3 +281,26 @@ fn a_body_naming_a_property_twice_is_400_naming_it() {
     assert_eq!(app.get("B2C_1_Twice").status, 404);
     assert_eq!(app.get("B2C_1_Other").status, 404);
 }
+
+#[test]
+fn a_compressed_body_is_415_naming_its_encoding_and_identity_is_plain() {
+    let app = spawn_app();
+    let body = flow("Zipped").to_string();
+    let sent = |encoding: &str| {
+        app.request(
+            "POST",
+            "/beta/identity/userFlows",
+            &[
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", encoding),
+            ],
+            Some(&body),
+        )
+    };
+    let zipped = sent("gzip");
+    assert_eq!(zipped.status, 415, "{zipped:?}");
+    assert_eq!(zipped.error_code(), "UnsupportedMediaType");
+    assert!(zipped.message().contains("'gzip'"), "{}", zipped.message());
+    assert_eq!(app.get("B2C_1_Zipped").status, 404);
+    assert_eq!(sent("identity").status, 201);
+}
