@@ -32,8 +32,12 @@ impl Cluster {
         let cluster = Self {
             dir: tempfile::tempdir().unwrap(),
             base: free_ports(),
+            // Each call on a connection of its own: an idle pooled connection the balancer
+            // closed meanwhile (instances stop and start under it) would fail a POST, which
+            // ureq does not resend, with an early end of stream.
             agent: ureq::AgentBuilder::new()
                 .timeout(std::time::Duration::from_secs(20))
+                .max_idle_connections(0)
                 .build(),
             emulator_args,
         };
