@@ -13,6 +13,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::chaos::{Effect, Operation};
 
+/// An RFC 3339 time with any offset (`Z`, `z`, `+01:00`, `-05:30`) and any precision: the
+/// form a time compared with entries' `at` (the journal's `since`) or with events'
+/// `recorded_at` (`log replay --until-time`) is given in.
+#[must_use]
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(SystemTime::from)
+}
+
 /// (policy) The journal's default bound: 16 MiB of entries' JSON.
 pub const DEFAULT_JOURNAL_BYTES: usize = 16 << 20;
 

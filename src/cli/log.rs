@@ -168,9 +168,8 @@ struct ImportArgs {
 /// An RFC 3339 time with any offset (`Z`, `+01:00`), or without one (then UTC), with `T` or
 /// a space between date and time.
 fn parse_time(raw: &str) -> Result<SystemTime, String> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(at) = time::OffsetDateTime::parse(raw, &Rfc3339) {
-        return Ok(at.into());
+    if let Some(at) = crate::journal::parse_rfc3339(raw) {
+        return Ok(at);
     }
     humantime::parse_rfc3339_weak(raw).map_err(|e| {
         format!("not an RFC 3339 time (2026-11-20T10:00:02Z, 2026-11-20T11:00:02+01:00): {e}")

@@ -7,16 +7,16 @@
 //! (docs/reference.md §8). Paths are matched after percent-decoding, as Graph paths are.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::handlers::read_body;
+use super::query::saturating_whole_number;
 use super::{ApiError, AppState, RequestContext};
 use crate::chaos::{Limits, Operation, RuleSet};
-use crate::journal::Filter;
+use crate::journal::{parse_rfc3339, Filter};
 use crate::metrics::render_value;
 use crate::tenant::{Read, ReadOutcome, TenantError, TenantId, TenantView};
 
@@ -346,10 +346,8 @@ impl AdminQuery {
     fn whole_number(&self, key: &str) -> Result<Option<u64>, String> {
         self.text(key)
             .map(|v| {
-                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format!("'{key}' is '{v}', not a whole number."));
-                }
-                Ok(v.parse().unwrap_or(u64::MAX))
+                saturating_whole_number(v)
+                    .ok_or_else(|| format!("'{key}' is '{v}', not a whole number."))
             })
             .transpose()
     }
@@ -438,7 +436,7 @@ async fn set_throttle(
 }
 
 /// A JSON number that is whole, written as JSON allows it (`100`, `100.0`, `1e2`).
-fn whole_number(value: &serde_json::Value) -> Option<u64> {
+fn whole_json_number(value: &serde_json::Value) -> Option<u64> {
     value.as_u64().or_else(|| {
         value
             .as_f64()
@@ -470,7 +468,7 @@ fn parse_limits(body: &[u8], current: Limits) -> Result<Limits, ApiError> {
         *slot = match &value {
             serde_json::Value::Null => None,
             number => Some(
-                whole_number(number)
+                whole_json_number(number)
                     .filter(|n| *n >= 1)
                     .and_then(|n| u32::try_from(n).ok())
                     .ok_or_else(|| bad(format!("'{key}' is {number}.")))?,
@@ -668,14 +666,6 @@ enum JournalFormat {
     Ndjson,
 }
 
-/// An RFC 3339 time with any offset (`Z`, `z`, `+01:00`, `-05:30`) and any precision.
-fn rfc3339(text: &str) -> Option<SystemTime> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(SystemTime::from)
-}
-
 /// A journal query's `tenant`, read as a token's `tid` is (a GUID lower-cased).
 fn journal_tenant(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     raw.map(|t| tenant_of(t).map(|t| t.as_str().to_owned()))
@@ -721,7 +711,7 @@ fn requests_filter(query: &str) -> Result<(Filter, JournalFormat), ApiError> {
         .transpose()?;
     let since = query
         .text("since")
-        .map(|at| rfc3339(at).ok_or_else(|| bad(format!("'{at}' is not an RFC 3339 time."))))
+        .map(|at| parse_rfc3339(at).ok_or_else(|| bad(format!("'{at}' is not an RFC 3339 time."))))
         .transpose()?;
     let format = match query.text("format") {
         None | Some("json") => JournalFormat::Json,

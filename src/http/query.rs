@@ -144,6 +144,15 @@ fn unsupported(option: &Option_) -> ApiError {
     ))
 }
 
+/// `text` as a whole number of decimal digits, one past `u64` read as `u64::MAX`; `None` when
+/// it is not one (empty, a sign, anything but digits).
+pub(super) fn saturating_whole_number(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse().unwrap_or(u64::MAX))
+}
+
 fn invalid_value(option: &Option_, expected: &str) -> ApiError {
     ApiError::bad_request(format!(
         "Invalid value '{}' for the query option '{}': {}.",
@@ -198,14 +207,10 @@ pub fn parse_list(query: &str, tenant: &str) -> Result<ListOptions, ApiError> {
                 "$top"
             }
             "skip" => {
-                let digits = option.value.trim();
                 // A whole number past any tenant's size skips everything, however long.
-                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(invalid_value(&option, "expected a non-negative integer"));
-                }
-                list.skip = digits.parse::<u64>().map_or(usize::MAX, |skip| {
-                    usize::try_from(skip).unwrap_or(usize::MAX)
-                });
+                let skip = saturating_whole_number(option.value.trim())
+                    .ok_or_else(|| invalid_value(&option, "expected a non-negative integer"))?;
+                list.skip = usize::try_from(skip).unwrap_or(usize::MAX);
                 "$skip"
             }
             "count" => {
