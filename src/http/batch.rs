@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -68,6 +67,14 @@ struct RawBatch<'a> {
     requests: Option<&'a RawValue>,
 }
 
+/// A batch body read in one pass, when it is well formed; [`RawBatch`] then tells what is wrong
+/// with one that is not.
+#[derive(Deserialize)]
+struct WellFormedBatch<'a> {
+    #[serde(borrow)]
+    requests: Option<Vec<RawRequest<'a>>>,
+}
+
 #[derive(Deserialize)]
 struct RawRequest<'a> {
     #[serde(borrow)]
@@ -76,7 +83,8 @@ struct RawRequest<'a> {
     method: Option<&'a RawValue>,
     #[serde(borrow)]
     url: Option<&'a RawValue>,
-    headers: Option<Value>,
+    #[serde(borrow)]
+    headers: Option<&'a RawValue>,
     #[serde(borrow)]
     body: Option<&'a RawValue>,
     #[serde(rename = "dependsOn")]
@@ -175,19 +183,9 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Checks the whole batch before anything runs.
 fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
     let needs_requests = || malformed("the body needs a 'requests' array of request objects.");
-    let batch: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() && e.to_string().starts_with("duplicate field") {
-            malformed("the body names 'requests' more than once.")
-        } else if e.is_data() {
-            needs_requests()
-        } else {
-            malformed(format!("the body is not JSON ({e})."))
-        }
-    })?;
-    let requests = batch.requests.ok_or_else(needs_requests)?;
-    let requests: Vec<RawRequest<'_>> = match serde_json::from_str(requests.get()) {
-        Ok(requests) => requests,
-        Err(_) => return Err(first_bad_request(requests).unwrap_or_else(needs_requests)),
+    let requests = match serde_json::from_slice::<WellFormedBatch<'_>>(body) {
+        Ok(batch) => batch.requests.ok_or_else(needs_requests)?,
+        Err(_) => refuse_batch(body)?,
     };
     if requests.is_empty() {
         return Err(malformed("'requests' is empty."));
@@ -198,21 +196,22 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
             requests.len()
         )));
     }
-    let mut ids: HashMap<String, usize> = HashMap::new();
-    let mut named = Vec::with_capacity(requests.len());
+    // Ids are compared ignoring case; a batch is small enough to compare them pairwise.
+    let mut ids: Vec<String> = Vec::with_capacity(requests.len());
     for (index, request) in requests.iter().enumerate() {
         let id = string_of(request.id)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| {
                 malformed(format!("requests[{index}] needs a non-empty string 'id'."))
             })?;
-        if ids.insert(id.to_ascii_lowercase(), index).is_some() {
+        if ids.iter().any(|seen| seen.eq_ignore_ascii_case(&id)) {
             return Err(malformed(format!("the id '{id}' appears more than once.")));
         }
-        named.push(id.into_owned());
+        ids.push(id.into_owned());
     }
     let mut items = Vec::with_capacity(requests.len());
-    for (request, id) in requests.iter().zip(named) {
+    for (request, id) in requests.iter().zip(ids.iter()) {
+        let id = id.clone();
         let method = required_string(request.method, &id, "method")?;
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .map_err(|_| malformed(format!("request '{id}' has an invalid 'method'.")))?;
@@ -230,7 +229,7 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
                 depends_on.push(also);
             }
         }
-        let headers = item_headers(request.headers.as_ref(), outer)
+        let headers = item_headers(request.headers, outer)
             .map_err(|e| malformed(format!("request '{id}': {e}")))?;
         let body = request
             .body
@@ -253,6 +252,23 @@ fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiEr
         )));
     }
     Ok(items)
+}
+
+/// Why a batch body that is not `{"requests": [request objects]}` is refused.
+fn refuse_batch(body: &Bytes) -> Result<Vec<RawRequest<'_>>, ApiError> {
+    let needs_requests = || malformed("the body needs a 'requests' array of request objects.");
+    let batch: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() && e.to_string().starts_with("duplicate field") {
+            malformed("the body names 'requests' more than once.")
+        } else if e.is_data() {
+            needs_requests()
+        } else {
+            malformed(format!("the body is not JSON ({e})."))
+        }
+    })?;
+    let requests = batch.requests.ok_or_else(needs_requests)?;
+    serde_json::from_str(requests.get())
+        .map_err(|_| first_bad_request(requests).unwrap_or_else(needs_requests))
 }
 
 /// Why a `requests` value that is not an array of request objects is refused: the first item
@@ -310,11 +326,7 @@ fn slice_of(whole: &Bytes, part: &[u8]) -> Bytes {
 }
 
 /// The requests a request's `dependsOn` names, as indexes into the batch.
-fn dependencies(
-    id: &str,
-    given: Option<&Value>,
-    ids: &HashMap<String, usize>,
-) -> Result<Vec<usize>, ApiError> {
+fn dependencies(id: &str, given: Option<&Value>, ids: &[String]) -> Result<Vec<usize>, ApiError> {
     match given {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(names)) => names
@@ -326,12 +338,14 @@ fn dependencies(
                          request ids are strings."
                     )));
                 };
-                ids.get(&name.to_ascii_lowercase()).copied().ok_or_else(|| {
-                    malformed(format!(
-                        "request '{id}' depends on '{name}', which is not a request of this \
+                ids.iter()
+                    .position(|seen| seen.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        malformed(format!(
+                            "request '{id}' depends on '{name}', which is not a request of this \
                          batch."
-                    ))
-                })
+                        ))
+                    })
             })
             .collect(),
         Some(_) => Err(malformed(format!(
@@ -342,31 +356,100 @@ fn dependencies(
 
 /// The item's headers, with the batch's `Authorization` (and `Host` and forwarding headers, so
 /// that links name what the client used).
-fn item_headers(given: Option<&Value>, outer: &HeaderMap) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::new();
-    match given {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (name, value) in map {
-                let value = value
-                    .as_str()
-                    .ok_or_else(|| format!("the header '{name}' must be a string."))?;
-                let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| format!("'{name}' is not a header name."))?;
-                let value = HeaderValue::from_str(value)
-                    .map_err(|_| format!("the header '{name}' has an invalid value."))?;
-                headers.append(name, value);
-            }
-        }
-        Some(_) => return Err("'headers' must be an object.".to_owned()),
+fn item_headers(given: Option<&RawValue>, outer: &HeaderMap) -> Result<HeaderMap, String> {
+    let mut headers =
+        match given.map(RawValue::get) {
+            None | Some("null") => HeaderMap::new(),
+            Some(text) => match serde_json::from_str::<ItemHeaders>(text) {
+                Ok(ItemHeaders(headers)) => headers?,
+                Err(_) if !text.starts_with('{') => {
+                    return Err("'headers' must be an object.".to_owned())
+                }
+                // An object serde refuses holds a name with an escape of half a UTF-16 pair.
+                Err(_) => return Err(
+                    "'headers' holds a name that is not valid Unicode (a lone surrogate escape)."
+                        .to_owned(),
+                ),
+            },
+        };
+    if let Some(value) = outer.get(header::AUTHORIZATION) {
+        headers.append(header::AUTHORIZATION, value.clone());
     }
-    headers.remove(header::AUTHORIZATION);
-    for name in [header::AUTHORIZATION, header::HOST] {
-        if let Some(value) = outer.get(&name) {
-            headers.insert(name, value.clone());
-        }
+    if let Some(value) = outer.get(header::HOST) {
+        headers.insert(header::HOST, value.clone());
     }
     Ok(headers)
+}
+
+/// A request's `headers` object as a header map, read without building a JSON value: the map,
+/// or why a header in it is refused. `Authorization` is left out: the batch's own stands for
+/// it.
+struct ItemHeaders(Result<HeaderMap, String>);
+
+impl<'de> Deserialize<'de> for ItemHeaders {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HeadersVisitor)
+    }
+}
+
+struct HeadersVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HeadersVisitor {
+    type Value = ItemHeaders;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of headers")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ItemHeaders, A::Error> {
+        let mut headers = HeaderMap::new();
+        let mut refused = None;
+        while let Some((name, value)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
+            // After a refused header the rest is only read through.
+            if refused.is_some() {
+                continue;
+            }
+            let name = name.0;
+            let Some(value) = string_of(Some(value)) else {
+                refused = Some(format!("the header '{name}' must be a string."));
+                continue;
+            };
+            let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+                refused = Some(format!("'{name}' is not a header name."));
+                continue;
+            };
+            let Ok(value) = HeaderValue::from_str(&value) else {
+                refused = Some(format!("the header '{name}' has an invalid value."));
+                continue;
+            };
+            if header_name != header::AUTHORIZATION {
+                headers.append(header_name, value);
+            }
+        }
+        Ok(ItemHeaders(refused.map_or(Ok(headers), Err)))
+    }
+}
+
+/// A JSON string, borrowed from the body unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 /// An item's URL as (path, query) under `/beta`: relative to `/beta`, or absolute on the
@@ -402,7 +485,11 @@ fn resolve(url: &str, base: &str) -> Result<(String, String), String> {
         format!("/{url}")
     };
     let (path, query) = relative.split_once('?').unwrap_or((&relative, ""));
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let decoded = if path.contains('%') {
+        percent_encoding::percent_decode_str(path).decode_utf8_lossy()
+    } else {
+        Cow::Borrowed(path)
+    };
     if decoded.split('/').any(|segment| segment == "..") {
         return Err(outside());
     }
@@ -633,7 +720,10 @@ async fn write_item(out: &mut Vec<u8>, id: &str, answer: HttpResponse) -> Result
         out.push(b'"');
         write_canonical(out, name.as_str());
         out.extend_from_slice(b"\":");
-        write_string(out, &String::from_utf8_lossy(value.as_bytes()));
+        match std::str::from_utf8(value.as_bytes()) {
+            Ok(text) => write_string(out, text),
+            Err(_) => write_string(out, &String::from_utf8_lossy(value.as_bytes())),
+        }
     }
     out.push(b'}');
     let is_json = answer
@@ -716,6 +806,137 @@ mod tests {
         ] {
             assert!(resolve(bad, BASE).is_err(), "{bad}");
         }
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn item_headers_are_read_from_their_json_with_the_batchs_authorization_and_host() {
+        let mut outer = HeaderMap::new();
+        outer.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer outer"),
+        );
+        outer.insert(header::HOST, HeaderValue::from_static("emulator:8080"));
+        let given = raw(
+            r#"{"Content\u002dType": "application/json", "authorization": "Bearer inner",
+                "Host": "elsewhere", "X-A": "1", "x-a": "2"}"#,
+        );
+        let headers = item_headers(Some(&given), &outer).unwrap();
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+        let authorization: Vec<_> = headers.get_all(header::AUTHORIZATION).collect();
+        assert_eq!(authorization, ["Bearer outer"]);
+        let host: Vec<_> = headers.get_all(header::HOST).collect();
+        assert_eq!(host, ["emulator:8080"]);
+        // Header names ignore case: both values are kept, in order.
+        let a: Vec<_> = headers.get_all("x-a").collect();
+        assert_eq!(a, ["1", "2"]);
+
+        // Without a Host on the batch, the item's own stays.
+        let mut bare = HeaderMap::new();
+        bare.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer outer"),
+        );
+        let headers = item_headers(Some(&raw(r#"{"Host": "given"}"#)), &bare).unwrap();
+        assert_eq!(headers.get(header::HOST).unwrap(), "given");
+        assert_eq!(item_headers(Some(&raw("null")), &bare).unwrap().len(), 1);
+        assert_eq!(item_headers(None, &bare).unwrap().len(), 1);
+
+        for (given, refusal) in [
+            (r#"["a"]"#, "'headers' must be an object."),
+            (r#""a""#, "'headers' must be an object."),
+            (
+                r#"{"X-A": 1, "bad name": "x"}"#,
+                "the header 'X-A' must be a string.",
+            ),
+            (r#"{"bad name": "x"}"#, "'bad name' is not a header name."),
+            (
+                r#"{"X-A": "a\nb"}"#,
+                "the header 'X-A' has an invalid value.",
+            ),
+            (r#"{"X-A": "\ud800"}"#, "the header 'X-A' must be a string."),
+            (
+                r#"{"\ud800": "x"}"#,
+                "'headers' holds a name that is not valid Unicode (a lone surrogate escape).",
+            ),
+        ] {
+            assert_eq!(
+                item_headers(Some(&raw(given)), &bare).unwrap_err(),
+                refusal,
+                "{given}"
+            );
+        }
+    }
+
+    /// The message of a batch `parse` refuses.
+    fn refusal(body: &str) -> String {
+        match parse(&Bytes::from(body.to_owned()), BASE, &HeaderMap::new()) {
+            Err(ApiError::BadRequest { message, .. }) => message,
+            Err(other) => panic!("{body}: {other:?}"),
+            Ok(_) => panic!("{body}: accepted"),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_batch_is_read_in_one_pass_and_a_malformed_one_says_why() {
+        let body = r#"{"requests": [
+            {"id": "1", "method": "post", "url": "/identity/userFlows",
+             "headers": {"Content-Type": "application/json"}, "body": {"id": "B2C_1_a"}},
+            {"id": "2", "method": "GET", "url": "/identity/userFlows/B2C_1_a",
+             "dependsOn": ["1"], "depends_on": []}]}"#;
+        let items = parse(&Bytes::from(body), BASE, &HeaderMap::new()).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].method, Method::POST);
+        assert_eq!(items[0].body.as_deref(), Some(&br#"{"id": "B2C_1_a"}"#[..]));
+        assert_eq!(items[1].depends_on, [0]);
+        for (body, message) in [
+            (
+                "[]",
+                "Invalid batch payload: the body needs a 'requests' array of request objects.",
+            ),
+            (
+                "{}",
+                "Invalid batch payload: the body needs a 'requests' array of request objects.",
+            ),
+            (
+                r#"{"requests": [], "requests": []}"#,
+                "Invalid batch payload: the body names 'requests' more than once.",
+            ),
+            (
+                r#"{"requests": [1]}"#,
+                "Invalid batch payload: requests[0] is not a JSON object.",
+            ),
+            (
+                r#"{"requests": []}"#,
+                "Invalid batch payload: 'requests' is empty.",
+            ),
+            (
+                r#"{"requests": [{"id": "A", "method": "GET", "url": "/x"},
+                                 {"id": "a", "method": "GET", "url": "/x"}]}"#,
+                "Invalid batch payload: the id 'a' appears more than once.",
+            ),
+            (
+                r#"{"requests": [{"id": "1", "method": "GET", "url": "/x", "dependsOn": ["2"]}]}"#,
+                "Invalid batch payload: request '1' depends on '2', which is not a request of \
+                 this batch.",
+            ),
+        ] {
+            assert_eq!(refusal(body), message, "{body}");
+        }
+        assert!(refusal("{").starts_with("Invalid batch payload: the body is not JSON ("));
+        // Ids match ignoring case in dependsOn too.
+        let body = r#"{"requests": [{"id": "One", "method": "GET", "url": "/x"},
+            {"id": "2", "method": "GET", "url": "/x", "dependsOn": ["one"]}]}"#;
+        assert_eq!(
+            parse(&Bytes::from(body), BASE, &HeaderMap::new()).unwrap()[1].depends_on,
+            [0]
+        );
     }
 
     #[test]
