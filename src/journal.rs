@@ -88,11 +88,15 @@ impl Entry<'_> {
     /// and numbers, which never need escaping, are copied as they are; only text a client
     /// chose (path, ids it sent, rule names) is checked for characters to escape.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        write_at(out, self.at);
+        self.write_after_at(out);
+    }
+
+    /// The entry's JSON after its `at`: `"tenant":…}`. The journal keeps `{` and this, and
+    /// writes the time when the entry is read.
+    fn write_after_at(&self, out: &mut Vec<u8>) {
         use std::io::Write;
-        out.extend_from_slice(b"{\"at\":\"");
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{}", humantime::format_rfc3339_millis(self.at));
-        out.extend_from_slice(b"\",\"tenant\":");
+        out.extend_from_slice(b"\"tenant\":");
         optional_text(out, self.tenant);
         out.extend_from_slice(b",\"app\":");
         optional_text(out, self.app);
@@ -125,14 +129,19 @@ impl Entry<'_> {
         out.extend_from_slice(b",\"durationMs\":");
         // Milliseconds to the microsecond, shortest form ("0.812", "12.5", "3.0").
         let micros = self.duration.as_micros();
-        let _ = write!(out, "{}.", micros / 1000);
+        number(out, micros / 1000);
+        out.push(b'.');
         let mut fraction = micros % 1000;
-        let mut digits = 3;
+        let mut digits: usize = 3;
         while digits > 1 && fraction.is_multiple_of(10) {
             fraction /= 10;
             digits -= 1;
         }
-        let _ = write!(out, "{fraction:0digits$}");
+        // Zero-padded to its digits: 0.01 is "0.01", not "0.1".
+        let mut buffer = itoa::Buffer::new();
+        let fraction = buffer.format(fraction);
+        out.resize(out.len() + digits.saturating_sub(fraction.len()), b'0');
+        out.extend_from_slice(fraction.as_bytes());
         out.extend_from_slice(b",\"requestId\":");
         uuid_text(out, &self.request_id);
         out.extend_from_slice(b",\"clientRequestId\":");
@@ -213,14 +222,27 @@ fn optional_text(out: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-fn optional_number(out: &mut Vec<u8>, value: Option<impl std::fmt::Display>) {
-    use std::io::Write;
+fn optional_number(out: &mut Vec<u8>, value: Option<impl itoa::Integer>) {
     match value {
-        Some(value) => {
-            let _ = write!(out, "{value}");
-        }
+        Some(value) => number(out, value),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+fn number(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// The length of `"at":"2026-12-07T20:51:27.123Z",`, for sizing a read's answer.
+const AT_LENGTH: usize = 32;
+
+/// `{"at":"<RFC 3339, to the millisecond>",`: the opening of an entry's JSON.
+fn write_at(out: &mut Vec<u8>, at: SystemTime) {
+    use std::io::Write;
+    out.extend_from_slice(b"{\"at\":\"");
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{}", humantime::format_rfc3339_millis(at));
+    out.extend_from_slice(b"\",");
 }
 
 fn uuid_text(out: &mut Vec<u8>, id: &uuid::Uuid) {
@@ -230,9 +252,10 @@ fn uuid_text(out: &mut Vec<u8>, id: &uuid::Uuid) {
     out.push(b'"');
 }
 
-/// A kept entry: its JSON (one allocation), and beside it what reads filter on: the tenant and
-/// client request id as hashes (a match is checked against the JSON), so that keeping an
-/// entry allocates once and touches nothing another thread shares.
+/// A kept entry: its JSON without its `at` (one allocation; the time is written as the entry
+/// is read), and beside it what reads filter on: the tenant and client request id as hashes
+/// (a match is checked against the JSON), so that keeping an entry allocates once and touches
+/// nothing another thread shares.
 #[derive(Debug)]
 struct Stored {
     at: SystemTime,
@@ -274,11 +297,18 @@ pub struct Filter {
 
 /// The hash a kept entry files a tenant or client request id under.
 fn hash(text: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text)
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(text)
 }
 
 impl Stored {
+    /// Appends the whole entry's JSON, its `at` included.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        write_at(out, self.at);
+        // Past the kept JSON's opening brace, which `write_at` wrote.
+        out.extend_from_slice(self.json.get(1..).unwrap_or_default());
+    }
+
     /// Its tenant and client request id, read back from its JSON.
     fn ids(&self) -> Option<Kept> {
         serde_json::from_slice(&self.json).ok()
@@ -383,7 +413,7 @@ pub struct Held {
     pub entries: usize,
     /// What the bound counts: the entries' JSON and their bookkeeping.
     pub bytes: usize,
-    /// The entries' JSON alone.
+    /// The entries' JSON alone, as a read writes it.
     pub json_bytes: usize,
     pub dropped: u64,
     /// The bound (`--journal-bytes`).
@@ -420,7 +450,8 @@ impl Journal {
         Held {
             entries: ring.entries.len(),
             bytes: ring.held(),
-            json_bytes: ring.bytes - ring.entries.len() * ALLOCATION_HEADER,
+            json_bytes: ring.bytes + ring.entries.len() * AT_LENGTH
+                - ring.entries.len() * ALLOCATION_HEADER,
             dropped: ring.dropped,
             limit: self.limit,
         }
@@ -442,7 +473,8 @@ impl Journal {
         // Written into a buffer each thread keeps, then copied once into an exact allocation.
         let Some(json) = BUFFER.with_borrow_mut(|buffer| {
             buffer.clear();
-            entry.write_json(buffer);
+            buffer.push(b'{');
+            entry.write_after_at(buffer);
             Some(Box::<[u8]>::from(buffer.as_slice()))
         }) else {
             return;
@@ -487,7 +519,10 @@ impl Journal {
     pub fn read(&self, filter: &Filter) -> Vec<u8> {
         let ring = self.ring();
         let kept = ring.matching(filter);
-        let size = kept.iter().map(|e| e.json.len() + 1).sum::<usize>();
+        let size = kept
+            .iter()
+            .map(|e| e.json.len() + AT_LENGTH + 1)
+            .sum::<usize>();
         let mut out = Vec::with_capacity(64 + size);
         out.extend_from_slice(
             format!(
@@ -501,7 +536,7 @@ impl Journal {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&entry.json);
+            entry.write_to(&mut out);
         }
         out.extend_from_slice(b"]}");
         out
@@ -512,9 +547,10 @@ impl Journal {
     pub fn read_ndjson(&self, filter: &Filter) -> (Vec<u8>, u64) {
         let ring = self.ring();
         let kept = ring.matching(filter);
-        let mut out = Vec::with_capacity(kept.iter().map(|e| e.json.len() + 1).sum());
+        let size = kept.iter().map(|e| e.json.len() + AT_LENGTH + 1).sum();
+        let mut out = Vec::with_capacity(size);
         for entry in kept {
-            out.extend_from_slice(&entry.json);
+            entry.write_to(&mut out);
             out.push(b'\n');
         }
         (out, ring.dropped)
