@@ -354,8 +354,8 @@ fn dependencies(id: &str, given: Option<&Value>, ids: &[String]) -> Result<Vec<u
     }
 }
 
-/// The item's headers, with the batch's `Authorization` (and `Host` and forwarding headers, so
-/// that links name what the client used).
+/// The item's headers, with the batch's `Authorization` in place of any the item names, and the
+/// batch's `Host` (when it has one) in place of the item's.
 fn item_headers(given: Option<&RawValue>, outer: &HeaderMap) -> Result<HeaderMap, String> {
     let mut headers =
         match given.map(RawValue::get) {
