@@ -219,14 +219,12 @@ fn open_existing(dir: &Path) -> anyhow::Result<SledEventLog> {
     Ok(SledEventLog::open(dir, false)?)
 }
 
-/// A `--tenant` as the log files it: a GUID lower-cased, any other id as given (one that is
-/// no tenant id is then simply unknown).
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "clap's value_parser takes a fallible function"
-)]
-fn tenant_arg(raw: &str) -> Result<String, std::convert::Infallible> {
-    Ok(TenantId::parse(raw).map_or_else(|| raw.to_owned(), |t| t.as_str().to_owned()))
+/// A `--tenant` as the log files it: a GUID lower-cased, any other id as given; refused when it
+/// is no tenant id, since no log holds one.
+fn tenant_arg(raw: &str) -> Result<String, String> {
+    TenantId::parse(raw)
+        .map(|t| t.as_str().to_owned())
+        .ok_or_else(|| format!("'{raw}' is not a tenant id (1-128 of A-Z a-z 0-9 . _ -)"))
 }
 
 /// Every tenant, sorted.

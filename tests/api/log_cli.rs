@@ -501,6 +501,9 @@ fn events_show_a_table_the_stored_ndjson_backwards_by_type_and_limited() {
     log(&["events", "--data-dir", text(&dir), "--tenant", "nobody"])
         .failed()
         .stderr_names(&["unknown tenant nobody"]);
+    log(&["events", "--data-dir", text(&dir), "--tenant", "bad!"])
+        .failed()
+        .stderr_names(&["'bad!' is not a tenant id"]);
     let tenants = log(&["tenants", "--data-dir", text(&dir)]).ok();
     assert!(!tenants.stdout.contains("nobody"), "no tree was created");
 }
