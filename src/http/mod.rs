@@ -5,7 +5,7 @@
 pub(crate) mod admin;
 pub mod auth;
 mod authority;
-mod batch;
+pub mod batch;
 pub mod body;
 mod connection;
 mod context;

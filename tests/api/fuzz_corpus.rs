@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use userflows_emulator::codec::{decode, decode_event, decode_json, to_json};
 use userflows_emulator::http::auth::tenant_of;
+use userflows_emulator::http::batch::{read, read_two_pass, MAX_REQUESTS};
 use userflows_emulator::http::body::{parse_any_body, parse_create_body};
 use userflows_emulator::http::filter::{parse_filter, parse_orderby, parse_select};
 use userflows_emulator::http::query::{parse_list, parse_none};
@@ -44,6 +45,24 @@ fn the_body_scan_and_serde_agree_on_every_corpus_input() {
         accepted += usize::from(answer.is_ok());
     }
     // The corpus reaches the accepting paths, not only the refusals.
+    assert!(accepted > 0);
+}
+
+#[test]
+fn both_batch_readers_agree_on_every_corpus_input() {
+    let mut accepted = 0;
+    for bytes in corpus("batch") {
+        let answer = read(&bytes);
+        let shown = String::from_utf8_lossy(&bytes);
+        assert_eq!(answer, read_two_pass(&bytes), "{shown:?}");
+        match answer {
+            Ok(n) => {
+                assert!((1..=MAX_REQUESTS).contains(&n), "{shown:?}");
+                accepted += 1;
+            }
+            Err(message) => assert!(message.starts_with("Invalid batch payload: "), "{message}"),
+        }
+    }
     assert!(accepted > 0);
 }
 
