@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::{Effect, Operation};
+use crate::json_text::is_plain;
 
 /// An RFC 3339 time with any offset (`Z`, `z`, `+01:00`, `-05:30`) and any precision: the
 /// form a time compared with entries' `at` (the journal's `since`) or with events'
@@ -115,7 +116,7 @@ impl Entry<'_> {
         let PathAndQuery { path, query } = self.path;
         if query.is_empty() {
             text(out, path);
-        } else if is_plain(path) && is_plain(query) {
+        } else if is_plain(path.as_bytes()) && is_plain(query.as_bytes()) {
             out.push(b'"');
             out.extend_from_slice(path.as_bytes());
             out.push(b'?');
@@ -199,14 +200,9 @@ impl Entry<'_> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Whether `value` goes into a JSON string as it is.
-fn is_plain(value: &str) -> bool {
-    value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
-}
-
 /// `value` as a JSON string: copied when nothing in it needs escaping, else through serde.
 fn text(out: &mut Vec<u8>, value: &str) {
-    if is_plain(value) {
+    if is_plain(value.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');

@@ -32,6 +32,7 @@ pub mod domain;
 pub mod http;
 pub mod identity;
 pub mod journal;
+pub(crate) mod json_text;
 #[cfg(test)]
 mod layering;
 pub(crate) mod metrics;

@@ -1,25 +1,19 @@
-//! JSON on the wire, below serde: the bytes a string literal cannot hold raw (one predicate,
-//! used to scan request bodies and to decide when a response must escape), a string writer
-//! that copies what needs no escaping (batch answers), and a scanner for the plain literals
-//! of the common create body.
+//! JSON on the wire, below serde: a string writer that copies what needs no escaping (batch
+//! answers), and a scanner for the plain literals of the common create body (which bytes
+//! those are is `json_text`'s rule).
 
-/// Whether JSON cannot hold `byte` raw inside a string: a control character, a quote or a
-/// backslash. Reading, it ends the plain part of a literal; writing, it must be escaped.
-#[must_use]
-pub(crate) const fn needs_escape(byte: u8) -> bool {
-    byte < 0x20 || byte == b'"' || byte == b'\\'
-}
+use crate::json_text::{is_plain, needs_escape};
 
 /// Appends `value` as a JSON string: copied as it is when no byte needs escaping (ids, names,
 /// header values, paths: nearly always), else escaped by serde.
 pub(super) fn write_string(out: &mut Vec<u8>, value: &str) {
-    if value.bytes().any(needs_escape) {
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, value);
-    } else {
+    if is_plain(value.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
     }
 }
 

@@ -9,8 +9,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Serialize, Serializer};
 
 use super::error::ApiError;
-use super::json::needs_escape;
 use crate::domain::{Property, UserFlow, UserFlowId, UserFlowType, UserFlowTypeVersion};
+use crate::json_text::is_plain;
 
 /// The content type of every JSON success.
 pub const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8");
@@ -270,7 +270,7 @@ fn with_json_headers(status: StatusCode, body: Vec<u8>) -> HttpResponse {
 /// One flow, for get and create.
 pub fn entity(status: StatusCode, base: &str, flow: &UserFlow) -> Result<HttpResponse, ApiError> {
     let id = flow.id.as_str();
-    if [base, id].iter().any(|s| s.bytes().any(needs_escape)) {
+    if !(is_plain(base.as_bytes()) && is_plain(id.as_bytes())) {
         return json(status, &Entity::of(base, flow));
     }
     // The common case written directly: the same bytes as `Entity` serialized (a test checks).

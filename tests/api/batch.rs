@@ -88,6 +88,8 @@ fn items_are_served_as_alone_in_request_order_each_seeing_the_ones_before() {
         .unwrap()
         .starts_with("application/json"));
     assert!(created["headers"].get("Date").is_none());
+    // Spelled as Graph spells it in a batch answer, not word by word.
+    assert_eq!(created["headers"]["OData-Version"], "4.0");
     assert_eq!(created["body"]["id"], "B2C_1_a");
     assert_ne!(
         created["headers"]["Request-Id"],
