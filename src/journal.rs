@@ -94,8 +94,9 @@ impl Entry<'_> {
     }
 
     /// The entry's JSON after its `at`: `"tenant":…}`. The journal keeps `{` and this, and
-    /// writes the time when the entry is read.
-    fn write_after_at(&self, out: &mut Vec<u8>) {
+    /// writes the time when the entry is read. Returns where in `out` the value of
+    /// `clientRequestId` starts (the tenant's starts at [`TENANT_AT`] of a kept entry).
+    fn write_after_at(&self, out: &mut Vec<u8>) -> usize {
         use std::io::Write;
         out.extend_from_slice(b"\"tenant\":");
         optional_text(out, self.tenant);
@@ -146,6 +147,7 @@ impl Entry<'_> {
         out.extend_from_slice(b",\"requestId\":");
         uuid_text(out, &self.request_id);
         out.extend_from_slice(b",\"clientRequestId\":");
+        let client_request_id_at = out.len();
         optional_text(out, self.client_request_id);
         out.extend_from_slice(b",\"retryAttempt\":");
         optional_number(out, self.retry_attempt);
@@ -195,6 +197,7 @@ impl Entry<'_> {
         out.extend_from_slice(b",\"seq\":");
         optional_number(out, self.seq);
         out.push(b'}');
+        client_request_id_at
     }
 }
 
@@ -248,27 +251,60 @@ fn uuid_text(out: &mut Vec<u8>, id: &uuid::Uuid) {
     out.push(b'"');
 }
 
-/// A kept entry: its JSON without its `at` (one allocation; the time is written as the entry
-/// is read), and beside it what reads filter on: the tenant and client request id as hashes
-/// (a match is checked against the JSON), so that keeping an entry allocates once and touches
-/// nothing another thread shares.
-#[derive(Debug)]
+/// A kept entry: its JSON without its `at` (one shared allocation; the time is written as the
+/// entry is read), and beside it what reads filter on: the tenant and client request id as
+/// hashes (a match is confirmed against the JSON's bytes), so that keeping an entry allocates
+/// once and touches nothing another thread shares. A clone shares the JSON: a read clones the
+/// entries it answers with under the lock and writes them after releasing it.
+#[derive(Debug, Clone)]
 struct Stored {
     at: SystemTime,
     answered: SystemTime,
     tenant: Option<u64>,
     client_request_id: Option<u64>,
+    /// Where in `json` the value of `clientRequestId` starts.
+    client_request_id_at: usize,
     operation: Option<Operation>,
     status: Option<u16>,
     retry_after: Option<u64>,
-    json: Box<[u8]>,
+    json: Arc<[u8]>,
+}
+
+/// Where the tenant's value starts in a kept entry's JSON: after `{"tenant":`.
+const TENANT_AT: usize = b"{\"tenant\":".len();
+
+/// A tenant or client request id a read looks for: its hash, and its JSON value followed by
+/// the comma after it, the bytes a kept entry holds where it has that value.
+#[derive(Debug)]
+struct Wanted {
+    hash: u64,
+    json: Vec<u8>,
+}
+
+impl Wanted {
+    fn new(value: &str) -> Self {
+        let mut json = Vec::with_capacity(value.len() + 3);
+        text(&mut json, value);
+        json.push(b',');
+        Self {
+            hash: hash(value),
+            json,
+        }
+    }
+
+    /// Whether an entry filed under `hash` has this value at `at` of its JSON.
+    fn is_at(&self, hash: Option<u64>, json: &[u8], at: usize) -> bool {
+        hash == Some(self.hash)
+            && json
+                .get(at..)
+                .is_some_and(|rest| rest.starts_with(&self.json))
+    }
 }
 
 /// The fields of a kept entry that reads take back from its JSON.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Kept {
-    tenant: Option<String>,
     client_request_id: Option<String>,
     app: Option<String>,
     method: String,
@@ -305,44 +341,56 @@ impl Stored {
         out.extend_from_slice(self.json.get(1..).unwrap_or_default());
     }
 
-    /// Its tenant and client request id, read back from its JSON.
+    /// The fields reads take back, from its JSON.
     fn ids(&self) -> Option<Kept> {
         serde_json::from_slice(&self.json).ok()
     }
 
-    fn of_tenant(&self, tenant: &str) -> bool {
-        self.tenant == Some(hash(tenant))
-            && self
-                .ids()
-                .is_some_and(|ids| ids.tenant.as_deref() == Some(tenant))
+    fn of_tenant(&self, tenant: &Wanted) -> bool {
+        tenant.is_at(self.tenant, &self.json, TENANT_AT)
+    }
+
+    fn of_client_request_id(&self, id: &Wanted) -> bool {
+        id.is_at(
+            self.client_request_id,
+            &self.json,
+            self.client_request_id_at,
+        )
     }
 }
 
-impl Filter {
+/// A [`Filter`] ready to be checked against kept entries, every check exact and without
+/// reading an entry's JSON back.
+struct Matcher<'f> {
+    filter: &'f Filter,
+    tenant: Option<Wanted>,
+    client_request_id: Option<Wanted>,
+}
+
+impl<'f> Matcher<'f> {
+    fn new(filter: &'f Filter) -> Self {
+        Self {
+            filter,
+            tenant: filter.tenant.as_deref().map(Wanted::new),
+            client_request_id: filter.client_request_id.as_deref().map(Wanted::new),
+        }
+    }
+
     fn keeps(&self, entry: &Stored) -> bool {
-        let cheap = self
-            .tenant
-            .as_deref()
-            .is_none_or(|t| entry.tenant == Some(hash(t)))
+        let Filter {
+            operation,
+            status,
+            since,
+            ..
+        } = self.filter;
+        operation.is_none_or(|o| entry.operation == Some(o))
+            && status.is_none_or(|s| entry.status == s)
+            && since.is_none_or(|since| entry.at >= since)
+            && self.tenant.as_ref().is_none_or(|t| entry.of_tenant(t))
             && self
                 .client_request_id
-                .as_deref()
-                .is_none_or(|c| entry.client_request_id == Some(hash(c)))
-            && self.operation.is_none_or(|o| entry.operation == Some(o))
-            && self.status.is_none_or(|s| entry.status == s)
-            && self.since.is_none_or(|since| entry.at >= since);
-        if !cheap || (self.tenant.is_none() && self.client_request_id.is_none()) {
-            return cheap;
-        }
-        entry.ids().is_some_and(|ids| {
-            self.tenant
-                .as_deref()
-                .is_none_or(|t| ids.tenant.as_deref() == Some(t))
-                && self
-                    .client_request_id
-                    .as_deref()
-                    .is_none_or(|c| ids.client_request_id.as_deref() == Some(c))
-        })
+                .as_ref()
+                .is_none_or(|c| entry.of_client_request_id(c))
     }
 }
 
@@ -363,8 +411,13 @@ pub struct Logical {
     pub honoured: bool,
 }
 
-/// The allocator's header of an entry's JSON, counted with it.
+/// What an entry's JSON allocation holds beside it (the shared counts), counted with it.
 const ALLOCATION_HEADER: usize = 16;
+
+/// The bytes that writing `entries` takes, to size the answer once.
+fn written_size(entries: &[Stored]) -> usize {
+    entries.iter().map(|e| e.json.len() + AT_LENGTH + 1).sum()
+}
 
 impl Stored {
     /// The bytes the bound counts for its JSON.
@@ -389,14 +442,17 @@ impl Ring {
         self.bytes + self.entries.capacity() * std::mem::size_of::<Stored>()
     }
 
-    /// The newest `filter.limit` entries that match it, oldest first.
-    fn matching(&self, filter: &Filter) -> Vec<&Stored> {
-        let mut kept: Vec<&Stored> = self
+    /// The newest `filter.limit` entries that match it, oldest first (clones sharing their
+    /// JSON, to be written once the lock is released).
+    fn matching(&self, filter: &Filter) -> Vec<Stored> {
+        let matcher = Matcher::new(filter);
+        let mut kept: Vec<Stored> = self
             .entries
             .iter()
             .rev()
-            .filter(|entry| filter.keeps(entry))
+            .filter(|entry| matcher.keeps(entry))
             .take(filter.limit)
+            .cloned()
             .collect();
         kept.reverse();
         kept
@@ -467,19 +523,18 @@ impl Journal {
             static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         // Written into a buffer each thread keeps, then copied once into an exact allocation.
-        let Some(json) = BUFFER.with_borrow_mut(|buffer| {
+        let (json, client_request_id_at) = BUFFER.with_borrow_mut(|buffer| {
             buffer.clear();
             buffer.push(b'{');
-            entry.write_after_at(buffer);
-            Some(Box::<[u8]>::from(buffer.as_slice()))
-        }) else {
-            return;
-        };
+            let client_request_id_at = entry.write_after_at(buffer);
+            (Arc::<[u8]>::from(buffer.as_slice()), client_request_id_at)
+        });
         let stored = Stored {
             at: entry.at,
             answered: entry.at + entry.duration,
             tenant: entry.tenant.map(hash),
             client_request_id: entry.client_request_id.map(hash),
+            client_request_id_at,
             operation: entry.operation,
             status: entry.status,
             retry_after: entry.retry_after,
@@ -509,22 +564,23 @@ impl Journal {
         drop(more_gone);
     }
 
+    /// The newest `filter.limit` entries that match, and the dropped count: taken under the
+    /// lock, written by the caller after it (recording never waits for a read's writing).
+    fn matching(&self, filter: &Filter) -> (Vec<Stored>, u64) {
+        let ring = self.ring();
+        (ring.matching(filter), ring.dropped)
+    }
+
     /// The newest `filter.limit` entries that match, oldest first, as the JSON
     /// `{"enabled", "dropped", "value"}`.
     #[must_use]
     pub fn read(&self, filter: &Filter) -> Vec<u8> {
-        let ring = self.ring();
-        let kept = ring.matching(filter);
-        let size = kept
-            .iter()
-            .map(|e| e.json.len() + AT_LENGTH + 1)
-            .sum::<usize>();
-        let mut out = Vec::with_capacity(64 + size);
+        let (kept, dropped) = self.matching(filter);
+        let mut out = Vec::with_capacity(64 + written_size(&kept));
         out.extend_from_slice(
             format!(
-                "{{\"enabled\":{},\"dropped\":{},\"value\":[",
+                "{{\"enabled\":{},\"dropped\":{dropped},\"value\":[",
                 self.enabled(),
-                ring.dropped
             )
             .as_bytes(),
         );
@@ -541,15 +597,13 @@ impl Journal {
     /// The entries that match `filter` as NDJSON (one entry a line, oldest first), with the
     /// dropped count beside it: the form a CI job keeps as an artifact.
     pub fn read_ndjson(&self, filter: &Filter) -> (Vec<u8>, u64) {
-        let ring = self.ring();
-        let kept = ring.matching(filter);
-        let size = kept.iter().map(|e| e.json.len() + AT_LENGTH + 1).sum();
-        let mut out = Vec::with_capacity(size);
+        let (kept, dropped) = self.matching(filter);
+        let mut out = Vec::with_capacity(written_size(&kept));
         for entry in kept {
             entry.write_to(&mut out);
             out.push(b'\n');
         }
-        (out, ring.dropped)
+        (out, dropped)
     }
 
     /// Forgets every entry (and the dropped count), or one tenant's entries.
@@ -558,9 +612,10 @@ impl Journal {
         match tenant {
             None => *ring = Ring::default(),
             Some(tenant) => {
+                let tenant = Wanted::new(tenant);
                 let entries = std::mem::take(&mut ring.entries);
                 let (gone, kept): (VecDeque<_>, VecDeque<_>) =
-                    entries.into_iter().partition(|e| e.of_tenant(tenant));
+                    entries.into_iter().partition(|e| e.of_tenant(&tenant));
                 ring.bytes -= gone.iter().map(Stored::cost).sum::<usize>();
                 ring.entries = kept;
             }
@@ -574,21 +629,22 @@ impl Journal {
     #[must_use]
     pub fn summary(&self, tenant: &str) -> Vec<Logical> {
         type Key = (Option<String>, String, String, Option<String>);
-        let ring = self.ring();
+        let wanted = Wanted::new(tenant);
+        // Taken under the lock, grouped after it.
+        let entries: Vec<Stored> = self
+            .ring()
+            .entries
+            .iter()
+            .filter(|e| e.of_tenant(&wanted))
+            .cloned()
+            .collect();
         let mut groups: Vec<Vec<(&Stored, Kept)>> = Vec::new();
         let mut by_client_id: HashMap<String, usize> = HashMap::new();
         let mut chains: HashMap<Key, usize> = HashMap::new();
-        let wanted = hash(tenant);
-        for entry in &ring.entries {
-            if entry.tenant != Some(wanted) {
-                continue;
-            }
+        for entry in &entries {
             let Some(attempt) = entry.ids() else {
                 continue;
             };
-            if attempt.tenant.as_deref() != Some(tenant) {
-                continue;
-            }
             if let Some(id) = attempt.client_request_id.clone() {
                 let at = *by_client_id.entry(id).or_insert_with(|| {
                     groups.push(Vec::new());
@@ -823,6 +879,56 @@ mod tests {
         let off = Journal::new(0);
         off.record(&entry(0, 201, None, None));
         assert_eq!(read(&off)["value"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn filters_confirm_the_tenant_and_client_request_id_beyond_their_hash() {
+        let journal = Journal::new(1 << 20);
+        journal.record(&entry(0, 201, None, Some("a")));
+        let mut other = entry(1, 201, None, Some("ab"));
+        other.tenant = Some("tt");
+        journal.record(&other);
+        let tt: serde_json::Value = serde_json::from_slice(&journal.read(&Filter {
+            tenant: Some("tt".to_owned()),
+            limit: 100,
+            ..Filter::default()
+        }))
+        .unwrap();
+        assert_eq!(tt["value"][0]["at"], "1970-01-01T00:00:00.001Z");
+        // Forge a collision: the second entry filed under the first's hashes.
+        {
+            let mut ring = journal.ring();
+            let (tenant, client) = (ring.entries[0].tenant, ring.entries[0].client_request_id);
+            ring.entries[1].tenant = tenant;
+            ring.entries[1].client_request_id = client;
+        }
+        let ats = |filter: Filter| -> Vec<String> {
+            let page: serde_json::Value = serde_json::from_slice(&journal.read(&Filter {
+                limit: 100,
+                ..filter
+            }))
+            .unwrap();
+            page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["at"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = vec!["1970-01-01T00:00:00.000Z".to_owned()];
+        let tenant = |t: &str| Filter {
+            tenant: Some(t.to_owned()),
+            ..Filter::default()
+        };
+        assert_eq!(ats(tenant("t")), first);
+        let client = Filter {
+            client_request_id: Some("a".to_owned()),
+            ..Filter::default()
+        };
+        assert_eq!(ats(client), first);
+        assert_eq!(journal.summary("t").len(), 1);
+        journal.clear(Some("t"));
+        assert_eq!(ats(Filter::default()), ["1970-01-01T00:00:00.001Z"]);
     }
 
     #[test]
