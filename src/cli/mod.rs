@@ -165,7 +165,7 @@ struct ServeArgs {
     /// Largest create body accepted; larger ones get 413 and store nothing.
     #[arg(long, env = "USERFLOWS_MAX_BODY_BYTES", default_value_t = 65_536)]
     max_body_bytes: usize,
-    /// Seconds a create body may take to arrive; a slower one gets 408 and stores nothing.
+    /// Seconds a request body may take to arrive; a slower one gets 408 and changes nothing.
     #[arg(long, env = "USERFLOWS_BODY_TIMEOUT", default_value_t = 10)]
     body_timeout: u64,
     /// MiB that must stay free on the data directory's disk: below it every write gets 507

@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::handlers::read_body;
+use super::handlers::read_body_in_time;
 use super::query::saturating_whole_number;
 use super::{ApiError, AppState, RequestContext};
 use crate::chaos::{Limits, Operation, RuleSet};
@@ -425,7 +425,7 @@ async fn set_throttle(
 ) -> HttpResponse {
     let result = async {
         check_access(&req, &state)?;
-        let body = read_body(req.headers(), payload, state.max_body_bytes).await?;
+        let body = read_body_in_time(req.headers(), payload, state.max_body_bytes, &state).await?;
         let limits = parse_limits(&body, state.throttle.limits())?;
         state.throttle.set_limits(limits);
         tracing::info!(tenant_rpm = ?limits.tenant_rpm, app_rpm = ?limits.app_rpm, "throttling limits changed");
@@ -549,7 +549,7 @@ async fn set_faults(
 ) -> HttpResponse {
     let result = async {
         check_access(&req, &state)?;
-        let body = read_body(req.headers(), payload, state.max_body_bytes).await?;
+        let body = read_body_in_time(req.headers(), payload, state.max_body_bytes, &state).await?;
         let set = RuleSet::parse(&body).map_err(|e| ApiError::bad_request(e.0))?;
         tracing::info!(rules = set.rules.len(), seed = ?set.seed, "fault rules replaced");
         state.faults.replace(set);

@@ -24,7 +24,7 @@ use super::auth::{caller_of, Access, Caller};
 use super::connection;
 use super::context::{Asked, RequestContext};
 use super::error::ApiError;
-use super::handlers::{injected_before, read_body, serve, Body, GraphRequest};
+use super::handlers::{injected_before, read_body_in_time, serve, Body, GraphRequest};
 use super::json::write_string;
 use super::query::parse_none;
 use super::response;
@@ -126,15 +126,9 @@ pub(super) async fn run(
     parse_none(request.query)?;
     let limit = state.max_body_bytes.saturating_mul(MAX_REQUESTS);
     let body = match request.body {
-        Body::Stream(payload) => actix_web::rt::time::timeout(
-            state.body_timeout,
-            read_body(request.headers, payload, limit),
-        )
-        .await
-        .map_err(|_| ApiError::BodyTimeout {
-            seconds: state.body_timeout.as_secs(),
-        })??
-        .freeze(),
+        Body::Stream(payload) => read_body_in_time(request.headers, payload, limit, state)
+            .await?
+            .freeze(),
         Body::Bytes(_) => return Err(malformed("a $batch cannot be nested.")),
     };
     context.note_body(&state.journal, &body);

@@ -314,14 +314,9 @@ async fn create(
     require_plain_body(request.headers)?;
     let writes_follow = request.writes_follow;
     let body = match request.body {
-        Body::Stream(payload) => actix_web::rt::time::timeout(
-            state.body_timeout,
-            read_body(request.headers, payload, state.max_body_bytes),
-        )
-        .await
-        .map_err(|_| ApiError::BodyTimeout {
-            seconds: state.body_timeout.as_secs(),
-        })??,
+        Body::Stream(payload) => {
+            read_body_in_time(request.headers, payload, state.max_body_bytes, state).await?
+        }
         Body::Bytes(bytes) if bytes.len() > state.max_body_bytes => {
             return Err(ApiError::PayloadTooLarge {
                 limit: state.max_body_bytes,
@@ -477,6 +472,21 @@ pub(super) fn require_plain_body(headers: &HeaderMap) -> Result<(), ApiError> {
         "The Content-Encoding '{}' is not supported: send the body uncompressed.",
         String::from_utf8_lossy(encoding.as_bytes())
     )))
+}
+
+/// [`read_body`] within the server's body timeout: a body that has not arrived by then is a
+/// `408` (whose answer closes the connection).
+pub(super) async fn read_body_in_time(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    limit: usize,
+    state: &AppState,
+) -> Result<BytesMut, ApiError> {
+    actix_web::rt::time::timeout(state.body_timeout, read_body(headers, payload, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            seconds: state.body_timeout.as_secs(),
+        })?
 }
 
 /// Reads the body, refusing it with 413 as soon as it passes the limit.

@@ -12,6 +12,12 @@ use crate::helpers::{flow, token_for, TENANT};
 /// Starts the binary on a free port with `extra` arguments; returns it and its base URL once it
 /// listens.
 pub fn start_binary(dir: &Path, extra: &[&str]) -> (Child, String) {
+    let (child, address, _) = start_binary_with_log(dir, extra);
+    (child, address)
+}
+
+/// [`start_binary`], also returning the lines it logs after its address (at `info`).
+fn start_binary_with_log(dir: &Path, extra: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_userflows-emulator"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -23,9 +29,15 @@ pub fn start_binary(dir: &Path, extra: &[&str]) -> (Child, String) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (sender, receiver) = mpsc::channel();
+    let (log_sender, log) = mpsc::channel();
     std::thread::spawn(move || {
         let mut sender = Some(sender);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.is_none() {
+                // Nobody may be listening: the lines are still read, so the pipe never fills.
+                let _ = log_sender.send(line);
+                continue;
+            }
             if let Some(rest) = line.split("address=").nth(1) {
                 if let Some(s) = sender.take() {
                     let address = rest
@@ -43,7 +55,7 @@ pub fn start_binary(dir: &Path, extra: &[&str]) -> (Child, String) {
         .expect("the binary logs its address");
     let address = format!("http://{address}");
     crate::helpers::wait_until_ready(&address);
-    (child, address)
+    (child, address, log)
 }
 
 /// The status of a create, or the transport error as text.
@@ -192,6 +204,60 @@ fn sigint_is_as_graceful_as_sigterm() {
         "{} acknowledged creates lost: {missing:?}",
         missing.len()
     );
+}
+
+#[test]
+fn sigint_and_sigterm_answer_the_requests_in_flight() {
+    for signal in ["-INT", "-TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let token = token_for(TENANT);
+        let (mut child, base, log) = start_binary_with_log(&data, &[]);
+        // Every create is held 1.5 s inside the server before it is served.
+        let rules = serde_json::json!({"rules": [{"id": "hold", "match": {"operation": "create"},
+                                                  "effect": {"latencyMs": 1500}}]});
+        let put = ureq::put(&format!("{base}/_emulator/faults"))
+            .set("Content-Type", "application/json")
+            .send_string(&rules.to_string())
+            .unwrap();
+        assert_eq!(put.status(), 200);
+        let ids: Vec<String> = (0..4).map(|i| format!("held{i}")).collect();
+        let answers: Vec<Result<u16, String>> = std::thread::scope(|scope| {
+            let writers: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    let (base, token) = (&base, &token);
+                    scope.spawn(move || post(&ureq::agent(), base, token, id))
+                })
+                .collect();
+            // Each create is in flight once the server has logged the fault that holds it.
+            let mut held = 0;
+            while held < ids.len() {
+                let line = log
+                    .recv_timeout(std::time::Duration::from_secs(30))
+                    .expect("the server logs each held create");
+                held += usize::from(line.contains("injected a fault"));
+            }
+            let sent = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            writers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(
+            answers,
+            vec![Ok(201); ids.len()],
+            "{signal}: every request in flight is answered"
+        );
+        assert!(
+            child.wait().unwrap().success(),
+            "{signal}: a graceful stop exits with 0"
+        );
+        let acknowledged: Vec<String> = ids.iter().map(|id| format!("B2C_1_{id}")).collect();
+        let missing = missing_after_restart(&data, &token, &acknowledged);
+        assert!(missing.is_empty(), "{signal}: lost {missing:?}");
+    }
 }
 
 #[test]
