@@ -443,29 +443,19 @@ fn serve_writes_its_ports_and_wait_exits_once_ready_or_with_the_reason() {
 
 #[test]
 fn an_admin_body_that_does_not_arrive_in_time_is_408_and_changes_nothing() {
-    use std::io::{Read, Write};
     let app = spawn_app_with(|s| s.body_timeout = std::time::Duration::from_secs(1));
     let bodies = [
         ("/_emulator/faults", r#"{"rules": []}"#),
         ("/_emulator/throttle", r#"{"tenantRpm": 1}"#),
     ];
     for (path, body) in bodies {
-        let mut stream =
-            std::net::TcpStream::connect(app.address.trim_start_matches("http://")).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
         // The head and a few bytes of the body, then nothing.
-        let head = format!(
+        let answer = app.answer_to_unfinished(&format!(
             "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n{}",
             body.len(),
             &body[..3],
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).unwrap();
-        let answer = String::from_utf8_lossy(&answer);
+        ));
         assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
         assert!(answer.contains("\"RequestTimeout\""), "{path}: {answer}");
     }

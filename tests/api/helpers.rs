@@ -283,6 +283,21 @@ impl TestApp {
         }
     }
 
+    /// Writes `sent` on a new connection as it is, then reads until the server closes it
+    /// (20 s at most): the answer to a request the client never finishes sending.
+    pub fn answer_to_unfinished(&self, sent: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(self.address.trim_start_matches("http://")).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(sent.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     /// Stops the server gracefully and waits until it has released the directory.
     pub fn stop(&mut self) {
         if let Some(mut server) = self.running.take() {
