@@ -1,5 +1,6 @@
-//! The request journal (`/_emulator/requests`): every field on each kind of route, tenant
-//! isolation, filters, clearing, the byte bound, a journal turned off, and the summary's
+//! The request journal (`/_emulator/requests`): every field on each kind of route, faults (after
+//! a commit, and a request left unanswered), a caller no token names, admin routes left out,
+//! tenant isolation, filters, clearing, the byte bound, a journal turned off, and the summary's
 //! grouping of retries and its `honoured` verdict.
 
 use std::time::Duration;
@@ -103,8 +104,102 @@ fn each_route_kind_is_recorded_with_every_field() {
     assert_eq!(token["tenant"], "contoso");
     assert_eq!(token["app"], "app-1");
     assert_eq!(token["status"], 200);
+    // Every entry carries every field, whatever its route.
+    let fields = [
+        "at",
+        "tenant",
+        "app",
+        "operation",
+        "method",
+        "path",
+        "status",
+        "durationMs",
+        "requestId",
+        "clientRequestId",
+        "retryAttempt",
+        "bodyDigest",
+        "batch",
+        "throttled",
+        "fault",
+        "seq",
+    ];
+    for entry in &all {
+        let mut keys: Vec<&str> = entry
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut expected = fields.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "{entry}");
+    }
     // Admin requests are never recorded.
     assert_eq!(entries(&app, "").len(), all.len());
+}
+
+#[test]
+fn faults_unanswered_requests_unknown_callers_and_admin_routes_in_the_journal() {
+    let app = spawn_app();
+    let put = |rules: Value| {
+        let r = app.request(
+            "PUT",
+            "/_emulator/faults",
+            &[("Content-Type", "application/json")],
+            Some(&rules.to_string()),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    put(json!({"rules": [
+        {"id": "late", "match": {"operation": "create"}, "times": 1,
+         "effect": {"status": 504, "afterCommit": true}},
+        {"id": "cut", "match": {"operation": "get"}, "times": 1,
+         "effect": {"transport": "reset"}}
+    ]}));
+    // Committed, then answered 504: the entry names the rule and the event it appended.
+    assert_eq!(app.create(&flow("late")).status, 504);
+    // No answer at all.
+    let cut = ureq::get(&app.url("/beta/identity/userFlows/B2C_1_late"))
+        .set("Authorization", &format!("Bearer {}", app.token))
+        .call();
+    assert!(matches!(cut, Err(ureq::Error::Transport(_))), "{cut:?}");
+    // No token that names a tenant.
+    let refused = app.request(
+        "GET",
+        "/beta/identity/userFlows",
+        &[("Authorization", "Bearer not-a-token")],
+        None,
+    );
+    assert_eq!(refused.status, 401);
+    // Admin routes, none of which is recorded.
+    app.request("GET", "/_emulator/faults", &[], None);
+    app.request("GET", "/_emulator/metrics", &[], None);
+    app.request("GET", "/_emulator/ready", &[], None);
+    app.request("GET", "/_emulator/tenants", &[], None);
+    app.request("DELETE", "/_emulator/faults", &[], None);
+
+    let all = entries(&app, "");
+    assert_eq!(all.len(), 3, "{all:?}");
+    let late = &all[0];
+    assert_eq!(late["status"], 504);
+    assert_eq!(late["seq"], 1, "the committed create's event");
+    assert_eq!(late["fault"]["rule"], "late");
+    assert_eq!(late["fault"]["effect"]["status"], 504);
+    assert_eq!(late["fault"]["effect"]["afterCommit"], true);
+    let unanswered = &all[1];
+    assert_eq!(unanswered["operation"], "get");
+    assert_eq!(unanswered["status"], Value::Null);
+    assert_eq!(unanswered["fault"]["rule"], "cut");
+    assert_eq!(unanswered["fault"]["effect"]["transport"], "reset");
+    assert_eq!(entries(&app, "status=none"), std::slice::from_ref(unanswered));
+    let unknown = &all[2];
+    assert_eq!(unknown["status"], 401);
+    assert_eq!(unknown["tenant"], Value::Null);
+    assert_eq!(unknown["app"], Value::Null);
+    assert!(all
+        .iter()
+        .all(|e| !e["path"].as_str().unwrap().starts_with("/_emulator")));
 }
 
 #[test]
