@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 
 use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use userflows_emulator::codec::{decode, decode_event, decode_json, to_json};
+use userflows_emulator::codec::{
+    decode, decode_event, decode_json, decode_snapshot, encode_snapshot, to_json,
+};
+use userflows_emulator::domain::UserFlows;
 use userflows_emulator::http::auth::tenant_of;
 use userflows_emulator::http::batch::{read, read_two_pass, MAX_REQUESTS};
 use userflows_emulator::http::body::{parse_any_body, parse_create_body};
@@ -79,6 +82,31 @@ fn the_stored_record_readers_agree_on_every_corpus_input() {
         let _ = decode_json(&bytes);
         let _ = to_json("t", &bytes);
     }
+}
+
+#[test]
+fn every_corpus_snapshot_rebuilds_the_state_it_holds_or_is_refused() {
+    let mut rebuilt = 0;
+    for bytes in corpus("snapshot") {
+        let Ok(snapshot) = decode_snapshot("t", 7, &bytes) else {
+            continue;
+        };
+        let Ok(state) = UserFlows::from_snapshot(snapshot.clone()) else {
+            continue;
+        };
+        assert_eq!(state.snapshot(), snapshot);
+        if snapshot
+            .flows
+            .iter()
+            .all(|(_, flow)| flow.user_flow_type_version.value().is_finite())
+        {
+            let written = encode_snapshot("t", 7, state.snapshot()).unwrap();
+            assert_eq!(decode_snapshot("t", 7, &written), Ok(snapshot));
+        }
+        rebuilt += 1;
+    }
+    // The corpus reaches the rebuilding path, not only the refusals.
+    assert!(rebuilt > 0);
 }
 
 #[test]

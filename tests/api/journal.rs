@@ -192,7 +192,10 @@ fn faults_unanswered_requests_unknown_callers_and_admin_routes_in_the_journal() 
     assert_eq!(unanswered["status"], Value::Null);
     assert_eq!(unanswered["fault"]["rule"], "cut");
     assert_eq!(unanswered["fault"]["effect"]["transport"], "reset");
-    assert_eq!(entries(&app, "status=none"), std::slice::from_ref(unanswered));
+    assert_eq!(
+        entries(&app, "status=none"),
+        std::slice::from_ref(unanswered)
+    );
     let unknown = &all[2];
     assert_eq!(unknown["status"], 401);
     assert_eq!(unknown["tenant"], Value::Null);
