@@ -4,7 +4,7 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::helpers::{flow, spawn_app, Resp, TestApp};
+use crate::helpers::{create_items, flow, item_statuses, spawn_app, Resp, TestApp};
 
 fn batch(app: &TestApp, body: &Value) -> Resp {
     app.request(
@@ -400,4 +400,24 @@ fn assert_refused_whole(app: &TestApp, body: &str, needle: &str) {
     assert_eq!(r.status, 400, "{body}: {}", r.body);
     assert_eq!(r.error_code(), "BadRequest");
     assert!(r.message().contains(needle), "{needle}: {}", r.message());
+}
+
+#[test]
+fn a_batch_body_may_be_twenty_times_the_body_limit_and_each_item_keeps_the_limit() {
+    let app = crate::helpers::spawn_app_with(|s| s.max_body_bytes = 300);
+    // Each item's body (about 80 bytes) is under the limit, the whole batch well over it.
+    let items = create_items(20, "big");
+    let body = json!({ "requests": items }).to_string();
+    assert!(body.len() > 300 && body.len() < 20 * 300, "{}", body.len());
+    assert_eq!(item_statuses(&app.batch(&items)), vec![201; 20]);
+    // An item whose own body is over the limit is that item's 413; the others run.
+    let mut items = create_items(2, "one");
+    items[1]["body"]["padding"] = json!("x".repeat(400));
+    assert_eq!(item_statuses(&app.batch(&items)), [201, 413]);
+    // A batch body over twenty times the limit is refused whole.
+    let mut items = create_items(1, "huge");
+    items[0]["headers"]["x-padding"] = json!("x".repeat(20 * 300));
+    let refused = app.batch(&items);
+    assert_eq!(refused.status, 413, "{}", refused.body);
+    assert_eq!(app.get("B2C_1_huge0").status, 404);
 }

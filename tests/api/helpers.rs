@@ -103,6 +103,18 @@ pub fn create_items(n: usize, prefix: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The keys of a JSON object, sorted.
+pub fn sorted_keys(object: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = object
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
 /// The status of each item of a batch's answer, in order.
 pub fn item_statuses(r: &Resp) -> Vec<u64> {
     assert_eq!(r.status, 200, "{}", r.body);

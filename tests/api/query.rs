@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_walk_exact, spawn_app, token_for, walks_while_writing, TestApp, OTHER_TENANT,
+    assert_walk_exact, sorted_keys, spawn_app, token_for, walks_while_writing, TestApp,
+    OTHER_TENANT,
 };
 
 fn create(app: &TestApp, id: &str, kind: &str, version: f64) {
@@ -334,4 +335,53 @@ fn a_filtered_ordered_walk_sees_each_lasting_flow_once_while_others_write() {
         });
         assert_eq!(seen, sorted);
     }
+}
+
+#[test]
+fn a_next_link_carries_every_option_and_each_page_applies_them() {
+    let app = spawn_app();
+    for i in 0..5 {
+        create(&app, &format!("B2C_1_sel{i}"), "signIn", 1.0 + f64::from(i));
+    }
+    create(&app, "B2C_1_other", "signUp", 1.0);
+    let query = "$filter=userFlowType eq 'signIn'&$orderby=userFlowTypeVersion desc&$select=id,userFlowTypeVersion&$top=2&$count=true";
+    let mut page = app.list(query);
+    let mut pages = Vec::new();
+    loop {
+        assert_eq!(page.status, 200, "{page:?}");
+        let body = page.json();
+        // The count of the filtered set, on the first page only.
+        let count = if pages.is_empty() {
+            json!(5)
+        } else {
+            Value::Null
+        };
+        assert_eq!(body["@odata.count"], count, "{body}");
+        for flow in body["value"].as_array().unwrap() {
+            assert_eq!(sorted_keys(flow), ["id", "userFlowTypeVersion"], "{flow}");
+        }
+        pages.push(ids(&body));
+        let Some(next) = body["@odata.nextLink"].as_str() else {
+            break;
+        };
+        for option in [
+            "$filter=",
+            "$orderby=",
+            "$select=",
+            "$top=2",
+            "$count=true",
+            "$skiptoken=",
+        ] {
+            assert!(next.contains(option), "{option} in {next}");
+        }
+        page = app.request("GET", next.strip_prefix(&app.address).unwrap(), &[], None);
+    }
+    assert_eq!(
+        pages,
+        [
+            vec!["B2C_1_sel4", "B2C_1_sel3"],
+            vec!["B2C_1_sel2", "B2C_1_sel1"],
+            vec!["B2C_1_sel0"]
+        ]
+    );
 }
