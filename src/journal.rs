@@ -264,6 +264,8 @@ struct Stored {
     client_request_id: Option<u64>,
     /// Where in `json` the value of `clientRequestId` starts.
     client_request_id_at: usize,
+    /// Its place in the order entries came ([`Ring::push`] sets it).
+    number: u64,
     operation: Option<Operation>,
     status: Option<u16>,
     retry_after: Option<u64>,
@@ -432,7 +434,15 @@ struct Ring {
     /// The sum of the entries' [`Stored::cost`].
     bytes: usize,
     dropped: u64,
+    /// The number the next entry kept gets: entries are numbered in the order they came, so
+    /// that a read can go on where it stopped once it took the lock again.
+    next_number: u64,
 }
+
+/// How many entries a read checks each time it holds the ring's lock: at a few nanoseconds an
+/// entry, a record never waits more than a few microseconds for a read, however large the
+/// journal.
+const ENTRIES_PER_LOCK: usize = 1024;
 
 impl Ring {
     /// The memory the bound counts: each entry's JSON with its allocation header, and every
@@ -442,20 +452,37 @@ impl Ring {
         self.bytes + self.entries.capacity() * std::mem::size_of::<Stored>()
     }
 
-    /// The newest `filter.limit` entries that match it, oldest first (clones sharing their
-    /// JSON, to be written once the lock is released).
-    fn matching(&self, filter: &Filter) -> Vec<Stored> {
-        let matcher = Matcher::new(filter);
-        let mut kept: Vec<Stored> = self
-            .entries
-            .iter()
-            .rev()
-            .filter(|entry| matcher.keeps(entry))
-            .take(filter.limit)
-            .cloned()
-            .collect();
-        kept.reverse();
-        kept
+    /// Keeps `entry` as the newest.
+    fn push(&mut self, mut entry: Stored) {
+        entry.number = self.next_number;
+        self.next_number += 1;
+        self.bytes += entry.cost();
+        self.entries.push_back(entry);
+    }
+
+    /// Checks, newest first, up to [`ENTRIES_PER_LOCK`] entries numbered below `before` (all of
+    /// them: `None`), adding those that `keep` wants to `kept` until it holds `limit`. Returns
+    /// where to go on (`None`: every older entry was checked, or `kept` is full).
+    fn scan(
+        &self,
+        before: Option<u64>,
+        keep: &impl Fn(&Stored) -> bool,
+        kept: &mut Vec<Stored>,
+        limit: usize,
+    ) -> Option<u64> {
+        let end = before.map_or(self.entries.len(), |before| {
+            self.entries.partition_point(|e| e.number < before)
+        });
+        let start = end.saturating_sub(ENTRIES_PER_LOCK);
+        for entry in self.entries.range(start..end).rev() {
+            if kept.len() == limit {
+                return None;
+            }
+            if keep(entry) {
+                kept.push(entry.clone());
+            }
+        }
+        (start > 0 && kept.len() < limit).then(|| self.entries[start].number)
     }
 }
 
@@ -535,6 +562,7 @@ impl Journal {
             tenant: entry.tenant.map(hash),
             client_request_id: entry.client_request_id.map(hash),
             client_request_id_at,
+            number: 0,
             operation: entry.operation,
             status: entry.status,
             retry_after: entry.retry_after,
@@ -545,8 +573,7 @@ impl Journal {
         let mut first_gone = None;
         let mut more_gone = Vec::new();
         let mut ring = self.ring();
-        ring.bytes += stored.cost();
-        ring.entries.push_back(stored);
+        ring.push(stored);
         while ring.held() > self.limit {
             let Some(gone) = ring.entries.pop_front() else {
                 break;
@@ -564,11 +591,29 @@ impl Journal {
         drop(more_gone);
     }
 
-    /// The newest `filter.limit` entries that match, and the dropped count: taken under the
-    /// lock, written by the caller after it (recording never waits for a read's writing).
+    /// The newest `filter.limit` entries that match, oldest first, and the dropped count.
+    /// They are checked a run of entries at a time under the lock and cloned (sharing their
+    /// JSON), to be written by the caller once it is released: recording never waits for more
+    /// than one run's check. Entries kept after the read began are not in it; entries dropped
+    /// meanwhile that it had not reached are not either.
     fn matching(&self, filter: &Filter) -> (Vec<Stored>, u64) {
-        let ring = self.ring();
-        (ring.matching(filter), ring.dropped)
+        let matcher = Matcher::new(filter);
+        self.newest(&|e| matcher.keeps(e), filter.limit)
+    }
+
+    /// The newest `limit` entries that `keep` wants, oldest first, and the dropped count.
+    fn newest(&self, keep: &impl Fn(&Stored) -> bool, limit: usize) -> (Vec<Stored>, u64) {
+        let mut kept = Vec::new();
+        let mut before = None;
+        let dropped = loop {
+            let ring = self.ring();
+            before = ring.scan(before, keep, &mut kept, limit);
+            if before.is_none() {
+                break ring.dropped;
+            }
+        };
+        kept.reverse();
+        (kept, dropped)
     }
 
     /// The newest `filter.limit` entries that match, oldest first, as the JSON
@@ -610,7 +655,14 @@ impl Journal {
     pub fn clear(&self, tenant: Option<&str>) {
         let mut ring = self.ring();
         match tenant {
-            None => *ring = Ring::default(),
+            None => {
+                // The numbering goes on, so that a read in progress stops at the clear.
+                let next_number = ring.next_number;
+                *ring = Ring {
+                    next_number,
+                    ..Ring::default()
+                };
+            }
             Some(tenant) => {
                 let tenant = Wanted::new(tenant);
                 let entries = std::mem::take(&mut ring.entries);
@@ -630,14 +682,8 @@ impl Journal {
     pub fn summary(&self, tenant: &str) -> Vec<Logical> {
         type Key = (Option<String>, String, String, Option<String>);
         let wanted = Wanted::new(tenant);
-        // Taken under the lock, grouped after it.
-        let entries: Vec<Stored> = self
-            .ring()
-            .entries
-            .iter()
-            .filter(|e| e.of_tenant(&wanted))
-            .cloned()
-            .collect();
+        // Taken a run at a time under the lock, grouped after it.
+        let (entries, _) = self.newest(&|e| e.of_tenant(&wanted), usize::MAX);
         let mut groups: Vec<Vec<(&Stored, Kept)>> = Vec::new();
         let mut by_client_id: HashMap<String, usize> = HashMap::new();
         let mut chains: HashMap<Key, usize> = HashMap::new();
@@ -929,6 +975,64 @@ mod tests {
         assert_eq!(journal.summary("t").len(), 1);
         journal.clear(Some("t"));
         assert_eq!(ats(Filter::default()), ["1970-01-01T00:00:00.001Z"]);
+    }
+
+    #[test]
+    fn a_read_checks_a_run_of_entries_at_a_time_and_goes_on_where_it_stopped() {
+        let journal = Journal::new(16 << 20);
+        let n = 3 * ENTRIES_PER_LOCK as u64 + 5;
+        for at in 0..n {
+            let mut e = entry(at, 201, None, None);
+            if at % 1000 != 0 {
+                e.tenant = Some("u");
+            }
+            journal.record(&e);
+        }
+        let ats = |filter: Filter| -> Vec<u64> {
+            let (kept, _) = journal.matching(&filter);
+            kept.iter()
+                .map(|e| e.at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64)
+                .collect()
+        };
+        // Matches spread over every run, oldest first.
+        let t = Filter {
+            tenant: Some("t".to_owned()),
+            limit: 100,
+            ..Filter::default()
+        };
+        assert_eq!(ats(t), [0, 1000, 2000, 3000]);
+        // A limit reached in the middle of a run, and one past every entry.
+        let newest: Vec<u64> = ats(Filter {
+            limit: 1500,
+            ..Filter::default()
+        });
+        assert_eq!(newest, (n - 1500..n).collect::<Vec<_>>());
+        assert_eq!(
+            ats(Filter {
+                limit: 10_000,
+                ..Filter::default()
+            })
+            .len(),
+            n as usize
+        );
+        // The ring changing between two runs: entries kept since are not in the read, and it
+        // goes on below the entries it has checked, wherever they now are.
+        let mut kept = Vec::new();
+        let all = |_: &Stored| true;
+        let before = journal.ring().scan(None, &all, &mut kept, usize::MAX);
+        journal.record(&entry(n, 201, None, None));
+        journal.ring().entries.pop_front();
+        let mut before = before;
+        while let Some(at) = before {
+            before = journal.ring().scan(Some(at), &all, &mut kept, usize::MAX);
+        }
+        assert_eq!(
+            kept.len(),
+            n as usize - 1,
+            "every entry but the one gone and the new one"
+        );
+        let numbers: Vec<u64> = kept.iter().map(|e| e.number).collect();
+        assert_eq!(numbers, (1..n).rev().collect::<Vec<_>>());
     }
 
     #[test]
