@@ -482,7 +482,10 @@ impl Ring {
                 kept.push(entry.clone());
             }
         }
-        (start > 0 && kept.len() < limit).then(|| self.entries[start].number)
+        self.entries
+            .get(start)
+            .filter(|_| start > 0 && kept.len() < limit)
+            .map(|e| e.number)
     }
 }
 

@@ -796,14 +796,14 @@ fn write_canonical(out: &mut Vec<u8>, name: &str) {
         out.extend_from_slice(b"OData-Version");
         return;
     }
+    let start = out.len();
+    out.extend_from_slice(name.as_bytes());
     let mut word_start = true;
-    for byte in name.bytes() {
-        out.push(if word_start {
-            byte.to_ascii_uppercase()
-        } else {
-            byte
-        });
-        word_start = byte == b'-';
+    for byte in out.get_mut(start..).unwrap_or_default() {
+        if word_start {
+            byte.make_ascii_uppercase();
+        }
+        word_start = *byte == b'-';
     }
 }
 
