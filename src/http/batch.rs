@@ -31,6 +31,7 @@ use super::response;
 use super::AppState;
 use crate::chaos::Operation;
 use crate::journal::BatchItem;
+use crate::json_text::is_plain;
 
 /// The most requests one batch may hold, as on Graph.
 pub const MAX_REQUESTS: usize = 20;
@@ -223,7 +224,12 @@ fn items_of(
     for (request, id) in requests.iter().zip(ids.iter()) {
         let id = id.clone();
         let method = required_string(request.method, &id, "method")?;
-        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        let upper = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(method.to_ascii_uppercase())
+        } else {
+            method
+        };
+        let method = Method::from_bytes(upper.as_bytes())
             .map_err(|_| malformed(format!("request '{id}' has an invalid 'method'.")))?;
         let url = required_string(request.url, &id, "url")?;
         let target = resolve(&url, base);
@@ -350,6 +356,12 @@ fn required_string<'a>(
 /// A JSON string's text (borrowed unless it holds escapes); `None` for any other value.
 fn string_of(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
     let raw = raw?.get();
+    // The common string, with nothing to unescape, is its text between the quotes.
+    if let Some(text) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        if is_plain(text.as_bytes()) {
+            return Some(Cow::Borrowed(text));
+        }
+    }
     match serde_json::from_str::<&str>(raw) {
         Ok(text) => Some(Cow::Borrowed(text)),
         Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
@@ -812,6 +824,24 @@ mod tests {
     use super::*;
 
     const BASE: &str = BASE_FOR_READING;
+
+    #[test]
+    fn a_json_string_is_borrowed_when_plain_and_unescaped_otherwise() {
+        let of = |json: &str| {
+            let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+            string_of(Some(&raw))
+                .map(|text| (text.clone().into_owned(), matches!(text, Cow::Borrowed(_))))
+        };
+        assert_eq!(of(r#""POST""#), Some(("POST".into(), true)));
+        assert_eq!(of(r#""é ü""#), Some(("é ü".into(), true)));
+        assert_eq!(of(r#""""#), Some((String::new(), true)));
+        assert_eq!(of(r#""a\"b""#), Some(("a\"b".into(), false)));
+        assert_eq!(of(r#""\u00e9\n""#), Some(("é\n".into(), false)));
+        assert_eq!(of("1"), None);
+        assert_eq!(of("null"), None);
+        assert_eq!(of(r#"["a"]"#), None);
+        assert_eq!(string_of(None), None);
+    }
 
     #[test]
     fn item_urls_resolve_under_beta_or_are_refused() {
