@@ -99,6 +99,11 @@ fn malformed(detail: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("Invalid batch payload: {detail}"))
 }
 
+/// The batch's 400 when its body holds no `requests` array of request objects.
+fn needs_requests() -> ApiError {
+    malformed("the body needs a 'requests' array of request objects.")
+}
+
 /// Serves `POST /beta/$batch`.
 pub(super) async fn run(
     request: GraphRequest<'_>,
@@ -178,7 +183,6 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Checks the whole batch before anything runs.
 fn parse(body: &Bytes, base: &str, outer: &HeaderMap) -> Result<Vec<Item>, ApiError> {
-    let needs_requests = || malformed("the body needs a 'requests' array of request objects.");
     // JSON is UTF-8 throughout: checked first, since serde reads the fields it ignores
     // without checking them (the two-pass reader refuses such a body, and so must this one).
     let well_formed = std::str::from_utf8(body)
@@ -303,7 +307,6 @@ fn count(items: Result<Vec<Item>, ApiError>) -> Result<usize, String> {
 
 /// Why a batch body that is not `{"requests": [request objects]}` is refused.
 fn refuse_batch(body: &Bytes) -> Result<Vec<RawRequest<'_>>, ApiError> {
-    let needs_requests = || malformed("the body needs a 'requests' array of request objects.");
     let batch: RawBatch<'_> = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() && e.to_string().starts_with("duplicate field") {
             malformed("the body names 'requests' more than once.")
