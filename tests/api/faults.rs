@@ -5,20 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{
-    create_items, exchange, flow, item_statuses, spawn_app, spawn_app_with, Resp, TestApp,
+    create_items, exchange, flow, item_statuses, spawn_app, spawn_app_with, TestApp,
 };
-
-fn put_faults(app: &TestApp, rules: &Value) -> Resp {
-    app.request(
-        "PUT",
-        "/_emulator/faults",
-        &[("Content-Type", "application/json")],
-        Some(&rules.to_string()),
-    )
-}
 
 fn ids(app: &TestApp) -> Vec<String> {
     app.list("").json()["value"]
@@ -32,8 +23,7 @@ fn ids(app: &TestApp) -> Vec<String> {
 #[test]
 fn a_status_fault_changes_nothing_and_stops_after_times() {
     let app = spawn_app();
-    let set = put_faults(
-        &app,
+    let set = app.put_faults(
         &json!({"rules": [{"id": "flaky-create", "match": {"operation": "create"},
                            "times": 1, "effect": {"status": 503, "retryAfter": 2}}]}),
     );
@@ -65,10 +55,7 @@ fn every_status_has_its_graph_code_and_429_and_503_carry_retry_after() {
         (504, "gatewayTimeout"),
         (507, "insufficientStorage"),
     ] {
-        put_faults(
-            &app,
-            &json!({"rules": [{"id": "s", "effect": {"status": status}}]}),
-        );
+        app.put_faults(&json!({"rules": [{"id": "s", "effect": {"status": status}}]}));
         let r = app.list("");
         assert_eq!(r.status, status);
         assert_eq!(r.error_code(), code);
@@ -84,8 +71,7 @@ fn every_status_has_its_graph_code_and_429_and_503_carry_retry_after() {
 #[test]
 fn after_commit_stores_the_write_then_fails_and_a_retry_meets_409() {
     let mut app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "ambiguous", "match": {"operation": "create"},
                            "effect": {"status": 504, "afterCommit": true}}]}),
     );
@@ -105,8 +91,7 @@ fn after_commit_stores_the_write_then_fails_and_a_retry_meets_409() {
 fn an_after_commit_fault_is_not_spent_on_a_write_that_fails_on_its_own() {
     let app = spawn_app();
     assert_eq!(app.create(&flow("taken")).status, 201);
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "once", "match": {"operation": "create"}, "times": 1,
                            "effect": {"status": 500, "afterCommit": true}}]}),
     );
@@ -137,8 +122,7 @@ fn an_after_commit_fault_is_not_spent_on_a_write_that_fails_on_its_own() {
 #[test]
 fn latency_delays_then_the_request_proceeds() {
     let app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "slow", "match": {"operation": "create"},
                            "effect": {"latencyMs": [200, 250]}}]}),
     );
@@ -154,7 +138,7 @@ fn the_same_seed_gives_the_same_faults_on_two_fresh_servers() {
                                               "probability": 0.5, "effect": {"status": 500}}]});
     let run = || {
         let app = spawn_app();
-        put_faults(&app, &rules);
+        app.put_faults(&rules);
         (0..40)
             .map(|_| app.get("B2C_1_nobody").status)
             .collect::<Vec<u16>>()
@@ -182,7 +166,7 @@ fn rule_sets_are_replaced_cleared_or_refused_whole() {
         json!({"rules": [{"id": "x", "match": {"operation": "patch"}, "effect": {"status": 503}}]}),
         json!({"rules": [{"id": "x", "match": {"operation": "list"}, "effect": {"status": 503, "afterCommit": true}}]}),
     ] {
-        let r = put_faults(&app, &bad);
+        let r = app.put_faults(&bad);
         assert_eq!(r.status, 400, "{bad}");
         assert!(
             r.message().starts_with("Invalid fault rule"),
@@ -193,7 +177,7 @@ fn rule_sets_are_replaced_cleared_or_refused_whole() {
     assert_eq!(app.list("").status, 502, "the old rules stay");
     // What GET answers can be put back.
     let read = app.request("GET", "/_emulator/faults", &[], None).json();
-    assert_eq!(put_faults(&app, &read).status, 200);
+    assert_eq!(app.put_faults(&read).status, 200);
     assert_eq!(
         app.request("DELETE", "/_emulator/faults", &[], None).status,
         204
@@ -208,8 +192,7 @@ fn rule_sets_are_replaced_cleared_or_refused_whole() {
 #[test]
 fn batch_items_meet_their_own_rules_and_the_envelope_only_rules_naming_batch() {
     let app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "second", "match": {"operation": "create"}, "after": 1,
                            "times": 1, "effect": {"status": 503}}]}),
     );
@@ -219,8 +202,7 @@ fn batch_items_meet_their_own_rules_and_the_envelope_only_rules_naming_batch() {
     assert_eq!(statuses, [201, 503, 201]);
     assert_eq!(r.json()["responses"][1]["headers"]["Retry-After"], "1");
     assert_eq!(ids(&app), ["B2C_1_b0", "B2C_1_b2"]);
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "envelope", "match": {"operation": "batch"},
                            "effect": {"status": 504}}]}),
     );
@@ -233,13 +215,10 @@ fn batch_items_meet_their_own_rules_and_the_envelope_only_rules_naming_batch() {
 #[test]
 fn the_token_endpoint_meets_only_rules_naming_token() {
     let app = spawn_app();
-    put_faults(
-        &app,
-        &json!({"rules": [
+    app.put_faults(&json!({"rules": [
             {"id": "any", "effect": {"status": 500}},
             {"id": "token", "match": {"operation": "token", "tenant": "contoso", "app": "app-1"},
-             "times": 1, "effect": {"status": 503, "retryAfter": 3}}]}),
-    );
+             "times": 1, "effect": {"status": 503, "retryAfter": 3}}]}));
     let token = |client: &str| {
         app.request(
             "POST",
@@ -297,14 +276,11 @@ fn assert_reset(read: std::io::Result<Vec<u8>>) {
 #[test]
 fn reset_and_close_break_the_connection_with_no_answer_and_change_nothing() {
     let app = spawn_app();
-    put_faults(
-        &app,
-        &json!({"rules": [
+    app.put_faults(&json!({"rules": [
             {"id": "reset", "match": {"operation": "create"}, "times": 1,
              "effect": {"transport": "reset"}},
             {"id": "close", "match": {"operation": "delete"}, "times": 1,
-             "effect": {"transport": "close"}}]}),
-    );
+             "effect": {"transport": "close"}}]}));
     let wait = Duration::from_secs(10);
     assert_reset(raw_create(&app, "a"));
     assert!(ids(&app).is_empty(), "a reset create stores nothing");
@@ -335,8 +311,7 @@ fn reset_and_close_break_the_connection_with_no_answer_and_change_nothing() {
 #[test]
 fn a_hung_request_gets_no_answer_until_the_client_gives_up() {
     let app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "hang", "match": {"operation": "get"}, "times": 1,
                            "effect": {"transport": "hang"}}]}),
     );
@@ -365,8 +340,7 @@ fn a_hung_request_gets_no_answer_until_the_client_gives_up() {
 #[test]
 fn hung_connections_are_closed_at_a_graceful_stop_without_delaying_it() {
     let mut app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "hang", "match": {"operation": "list"},
                            "effect": {"transport": "hang"}}]}),
     );
@@ -405,8 +379,7 @@ fn hung_connections_are_closed_at_a_graceful_stop_without_delaying_it() {
 #[test]
 fn after_commit_reset_stores_the_write_and_the_retry_meets_409() {
     let mut app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "ambiguous", "match": {"operation": "create"}, "times": 1,
                            "effect": {"transport": "reset", "afterCommit": true}}]}),
     );
@@ -419,8 +392,7 @@ fn after_commit_reset_stores_the_write_and_the_retry_meets_409() {
 #[test]
 fn a_batch_item_meeting_a_transport_fault_breaks_the_batch_after_the_items_before_it() {
     let app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "second", "match": {"operation": "create"}, "after": 1,
                            "times": 1, "effect": {"transport": "close"}}]}),
     );
@@ -454,8 +426,7 @@ fn a_batch_item_meeting_a_transport_fault_breaks_the_batch_after_the_items_befor
 #[test]
 fn a_token_request_can_be_reset() {
     let app = spawn_app();
-    put_faults(
-        &app,
+    app.put_faults(
         &json!({"rules": [{"id": "token", "match": {"operation": "token"}, "times": 1,
                            "effect": {"transport": "reset"}}]}),
     );

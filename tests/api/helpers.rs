@@ -383,6 +383,16 @@ impl TestApp {
     }
 
     /// `POST /beta/$batch` of `items`.
+    /// `PUT /_emulator/faults` with `rules`.
+    pub fn put_faults(&self, rules: &Value) -> Resp {
+        self.request(
+            "PUT",
+            "/_emulator/faults",
+            &[("Content-Type", "application/json")],
+            Some(&rules.to_string()),
+        )
+    }
+
     pub fn batch(&self, items: &[Value]) -> Resp {
         self.request(
             "POST",

@@ -136,21 +136,13 @@ fn each_route_kind_is_recorded_with_every_field() {
 #[test]
 fn faults_unanswered_requests_unknown_callers_and_admin_routes_in_the_journal() {
     let app = spawn_app();
-    let put = |rules: Value| {
-        let r = app.request(
-            "PUT",
-            "/_emulator/faults",
-            &[("Content-Type", "application/json")],
-            Some(&rules.to_string()),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-    };
-    put(json!({"rules": [
+    let put = app.put_faults(&json!({"rules": [
         {"id": "late", "match": {"operation": "create"}, "times": 1,
          "effect": {"status": 504, "afterCommit": true}},
         {"id": "cut", "match": {"operation": "get"}, "times": 1,
          "effect": {"transport": "reset"}}
     ]}));
+    assert_eq!(put.status, 200, "{}", put.body);
     // Committed, then answered 504: the entry names the rule and the event it appended.
     assert_eq!(app.create(&flow("late")).status, 504);
     // No answer at all.
@@ -329,15 +321,9 @@ fn throttled_and_faulted_requests_say_so() {
             app_rpm: None,
         }
     });
-    app.request(
-        "PUT",
-        "/_emulator/faults",
-        &[("Content-Type", "application/json")],
-        Some(
-            &json!({"rules": [{"id": "flaky", "match": {"operation": "create"}, "times": 1,
-                               "effect": {"status": 503, "retryAfter": 2}}]})
-            .to_string(),
-        ),
+    app.put_faults(
+        &json!({"rules": [{"id": "flaky", "match": {"operation": "create"}, "times": 1,
+                                      "effect": {"status": 503, "retryAfter": 2}}]}),
     );
     assert_eq!(app.create(&flow("a")).status, 503);
     assert_eq!(app.create(&flow("a")).status, 201);
@@ -378,13 +364,7 @@ fn the_summary_groups_retries_and_says_whether_they_waited() {
     let two_429s = || {
         let rules = json!({"rules": [{"id": "twice", "match": {"operation": "create"},
                                       "times": 2, "effect": {"status": 429, "retryAfter": 1}}]});
-        let content = [("Content-Type", "application/json")];
-        app.request(
-            "PUT",
-            "/_emulator/faults",
-            &content,
-            Some(&rules.to_string()),
-        );
+        app.put_faults(&rules);
     };
     two_429s();
     // A client that waits as told, with a client-request-id.
